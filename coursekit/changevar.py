@@ -1,0 +1,122 @@
+"""The change-of-variable theorem, computed with autograd (slides: TRANSPORT DE MESURES).
+
+For a differentiable bijection ``f`` and ``Z = f(X)``:
+
+* eq. (9), 1-D:   ``p_Z(z) = p_X(f⁻¹(z)) · |d f⁻¹(z) / dz|``
+* eq. (10), 1-D:  ``p_X(x) = p_Z(f(x)) · |f'(x)|``
+* eq. (11), d-D:  ``p_X(x) = p_Z(f(x)) · |det J_f(x)|``  (and eq. 9's d-D form with f⁻¹)
+
+Everything works in log space (``log p``) for stability. Functions accept points of shape
+``(batch,)`` for 1-D maps and ``(batch, d)`` for d-D maps; ``f`` must act row-wise on a
+batch (``f(x)`` has the shape of ``x``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from coursekit._validation import check_tensor
+
+Map = Callable[[Tensor], Tensor]
+LogDensity = Callable[[Tensor], Tensor]
+
+
+def _check_points(x: object, name: str) -> Tensor:
+    x = check_tensor(x, name)
+    if x.dim() not in (1, 2):
+        raise ValueError(
+            f"{name}: expected shape (batch,) for 1-D maps or (batch, d) for d-D maps, "
+            f"got {tuple(x.shape)}"
+        )
+    return x
+
+
+def _call_map(f: Map, x: Tensor, name: str) -> Tensor:
+    if not callable(f):
+        raise ValueError(f"{name}: expected a callable mapping a tensor to a tensor, got {f!r}")
+    y = f(x)
+    if not isinstance(y, Tensor) or y.shape != x.shape:
+        shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(
+            f"{name}: expected it to return a tensor of the input's shape {tuple(x.shape)}, "
+            f"got {shape}"
+        )
+    return y
+
+
+def derivative(f: Map, x: Tensor) -> Tensor:
+    """Elementwise derivative ``f'(x)`` of a 1-D map applied to a batch ``x`` (batch,).
+
+    Uses one backward pass: since ``f`` acts elementwise, ``∂(Σ_i f(x_i))/∂x_j = f'(x_j)``.
+    """
+    x = _check_points(x, "x")
+    if x.dim() != 1:
+        raise ValueError(f"x: expected shape (batch,) for a 1-D map, got {tuple(x.shape)}")
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        y = _call_map(f, xg, "f")
+        (grad,) = torch.autograd.grad(y.sum(), xg, create_graph=x.requires_grad)
+    return grad
+
+
+def jacobian(f: Map, x: Tensor) -> Tensor:
+    """Batched Jacobian ``J_f(x)[b, i, j] = ∂f_i/∂x_j`` at every row of ``x`` (batch, d).
+
+    Returns a tensor of shape (batch, d, d). ``f`` must act row-wise (no mixing between
+    examples), which is what a batched bijection does.
+    """
+    x = _check_points(x, "x")
+    if x.dim() != 2:
+        raise ValueError(f"x: expected shape (batch, d), got {tuple(x.shape)}")
+    _call_map(f, x[:1], "f")  # clear error for a wrong output shape
+    rows = torch.func.vmap(torch.func.jacrev(lambda v: f(v.unsqueeze(0)).squeeze(0)))
+    return rows(x)
+
+
+def log_abs_det_jacobian(f: Map, x: Tensor) -> Tensor:
+    """``log|det J_f(x)|`` for each point, by autograd.
+
+    ``x`` of shape (batch,) is treated as a batch of scalars (``log|f'(x)|``); ``x`` of
+    shape (batch, d) uses the full d×d Jacobian and ``slogdet``. Returns shape (batch,).
+    """
+    x = _check_points(x, "x")
+    if x.dim() == 1:
+        return torch.log(torch.abs(derivative(f, x)))
+    return torch.linalg.slogdet(jacobian(f, x)).logabsdet
+
+
+def pullback_log_prob(log_prob_z: LogDensity, f: Map, x: Tensor) -> Tensor:
+    """``log p_X(x) = log p_Z(f(x)) + log|det J_f(x)|`` (eq. 10 in 1-D, eq. 11 in d-D).
+
+    Args:
+        log_prob_z: log density of ``Z``, mapping points like ``x`` to (batch,).
+        f: the bijection ``x -> z``.
+        x: points, (batch,) or (batch, d).
+    """
+    x = _check_points(x, "x")
+    return log_prob_z(_call_map(f, x, "f")) + log_abs_det_jacobian(f, x)
+
+
+def pushforward_log_prob(log_prob_x: LogDensity, f_inverse: Map, z: Tensor) -> Tensor:
+    """``log p_Z(z) = log p_X(f⁻¹(z)) + log|det J_{f⁻¹}(z)|`` for ``Z = f(X)`` (eq. 9).
+
+    Args:
+        log_prob_x: log density of ``X``.
+        f_inverse: the inverse map ``z -> x``.
+        z: points, (batch,) or (batch, d).
+    """
+    z = _check_points(z, "z")
+    return log_prob_x(_call_map(f_inverse, z, "f_inverse")) + log_abs_det_jacobian(f_inverse, z)
+
+
+def pushforward_density(log_prob_x: LogDensity, f_inverse: Map, z: Tensor) -> Tensor:
+    """``p_Z(z)`` of ``Z = f(X)`` by eq. (9): ``exp`` of :func:`pushforward_log_prob`."""
+    return torch.exp(pushforward_log_prob(log_prob_x, f_inverse, z))
+
+
+def pullback_density(log_prob_z: LogDensity, f: Map, x: Tensor) -> Tensor:
+    """``p_X(x)`` by eq. (10)/(11): ``exp`` of :func:`pullback_log_prob`."""
+    return torch.exp(pullback_log_prob(log_prob_z, f, x))

@@ -1,0 +1,126 @@
+"""The affine coupling layer of RealNVP (slides: INN – REALNVP: LAYER, INVERSE LAYER, eq. 12).
+
+With ``x1 = x[kept]`` (k features) and ``x2 = x[changed]`` (d − k features)::
+
+    forward:  z1 = x1,   z2 = x2 ⊙ exp(s(x1)) + t(x1)
+    inverse:  x1 = z1,   x2 = (z2 − t(z1)) ⊙ exp(−s(z1))
+    log|det ∂z/∂x| = Σ_j s_j(x1)                                   (12)
+
+In the (kept, changed) ordering the Jacobian is block lower-triangular
+``[[I_k, 0], [∂z2/∂x1, diag(exp(s))]]``.
+
+The log-scale is bounded, ``s = B·tanh(ŝ/B)``, so one layer can never scale by more than
+``exp(±B)``; the conditioner's last layer is zero-initialised so that every layer starts as
+the identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from coursekit._validation import check_positive_float
+from coursekit.flows.base import Bijection
+
+
+def mlp(in_features: int, out_features: int, hidden: Sequence[int]) -> nn.Sequential:
+    """A multilayer perceptron ``in -> hidden[0] -> … -> out`` with SiLU activations.
+
+    The last linear layer is zero-initialised (weights and bias), so the network outputs 0
+    at initialisation.
+    """
+    layers: list[nn.Module] = []
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.SiLU()]
+        width = h
+    last = nn.Linear(width, out_features)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    layers.append(last)
+    return nn.Sequential(*layers)
+
+
+def _mask_to_bool(mask: Sequence[int] | Sequence[bool] | Tensor) -> Tensor:
+    m = torch.as_tensor(mask)
+    if m.dim() != 1 or m.numel() == 0:
+        raise ValueError(f"mask: expected a non-empty 1-D sequence of 0/1, got shape {tuple(m.shape)}")
+    if m.dtype != torch.bool:
+        if not bool(((m == 0) | (m == 1)).all()):
+            raise ValueError(f"mask: expected only 0/1 (or booleans), got {m.tolist()}")
+        m = m.bool()
+    n_kept = int(m.sum())
+    if n_kept == 0 or n_kept == m.numel():
+        raise ValueError(
+            "mask: expected at least one kept (1) and one changed (0) coordinate, got "
+            f"{m.int().tolist()}, which {'keeps everything' if n_kept else 'keeps nothing'}"
+        )
+    return m
+
+
+class AffineCoupling(Bijection):
+    """Affine coupling layer ``l(x) = [x1, x2 ⊙ exp(s(x1)) + t(x1)]`` on vectors of size ``d``.
+
+    Args:
+        mask: length-``d`` 0/1 (or bool) sequence, 1 = kept coordinate ``x1``, 0 = changed
+            ``x2``. Must keep at least one and change at least one coordinate.
+        hidden: hidden widths of the default MLP conditioner ``x1 -> (ŝ, t)``.
+        conditioner: optional module mapping ``(batch, k) -> (batch, 2(d − k))``; replaces
+            the default MLP.
+        scale_bound: ``B`` in ``s = B·tanh(ŝ/B)``.
+
+    Shapes: ``x``, ``z``: (batch, d); ``log_det``: (batch,).
+    """
+
+    def __init__(
+        self,
+        mask: Sequence[int] | Sequence[bool] | Tensor,
+        hidden: Sequence[int] = (64, 64),
+        conditioner: nn.Module | None = None,
+        scale_bound: float = 3.0,
+    ):
+        super().__init__()
+        m = _mask_to_bool(mask)
+        self.dim = m.numel()
+        self.event_shape = (self.dim,)
+        self.scale_bound = check_positive_float(scale_bound, "scale_bound")
+        kept = torch.nonzero(m).flatten()
+        changed = torch.nonzero(~m).flatten()
+        self.register_buffer("mask", m)
+        self.register_buffer("kept", kept)
+        self.register_buffer("changed", changed)
+        # Gather [x1, x2] back into the original order.
+        self.register_buffer("unsort", torch.argsort(torch.cat([kept, changed])))
+        self.conditioner = (
+            conditioner if conditioner is not None else mlp(len(kept), 2 * len(changed), hidden)
+        )
+
+    def scale_and_shift(self, x1: Tensor) -> tuple[Tensor, Tensor]:
+        """Bounded log-scale ``s`` and shift ``t`` from the kept part; each (batch, d − k)."""
+        out = self.conditioner(x1)
+        expected = 2 * self.changed.numel()
+        if out.shape != (x1.shape[0], expected):
+            raise ValueError(
+                f"conditioner: expected output shape ({x1.shape[0]}, {expected}), "
+                f"got {tuple(out.shape)}"
+            )
+        raw_s, t = out.chunk(2, dim=1)
+        s = self.scale_bound * torch.tanh(raw_s / self.scale_bound)
+        return s, t
+
+    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x1, x2 = x[:, self.kept], x[:, self.changed]
+        s, t = self.scale_and_shift(x1)
+        z2 = x2 * torch.exp(s) + t
+        return torch.cat([x1, z2], dim=1)[:, self.unsort], s.sum(dim=1)
+
+    def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        z1, z2 = z[:, self.kept], z[:, self.changed]
+        s, t = self.scale_and_shift(z1)
+        x2 = (z2 - t) * torch.exp(-s)
+        return torch.cat([z1, x2], dim=1)[:, self.unsort], -s.sum(dim=1)
+
+    def extra_repr(self) -> str:
+        return f"mask={self.mask.int().tolist()}, scale_bound={self.scale_bound:g}"
