@@ -43,9 +43,7 @@ def check_tensor(
         expected = tuple(event_shape)
         if value.dim() != len(expected) + 1 or tuple(value.shape[1:]) != expected:
             want = ", ".join(["batch", *map(str, expected)])
-            raise ValueError(
-                f"{name}: expected shape ({want}), got {tuple(value.shape)}"
-            )
+            raise ValueError(f"{name}: expected shape ({want}), got {tuple(value.shape)}")
     if not allow_nonfinite and not bool(torch.isfinite(value).all()):
         n_bad = int((~torch.isfinite(value)).sum())
         raise ValueError(f"{name}: expected finite values, found {n_bad} NaN or Inf entries")

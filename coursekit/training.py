@@ -123,8 +123,10 @@ def fit(
         raise ValueError("model: expected trainable parameters, found none")
     loss_fn = loss_fn or negative_log_likelihood_loss
 
-    generator = seed_everything(seed) if seed is not None else torch.Generator().manual_seed(
-        int(torch.randint(0, 2**31 - 1, ()).item())
+    generator = (
+        seed_everything(seed)
+        if seed is not None
+        else torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
     )
     first = params[0]
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)

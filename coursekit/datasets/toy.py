@@ -80,8 +80,10 @@ class GaussianMixture(ToyDistribution):
         if stds_t.numel() != k or not bool((stds_t > 0).all()):
             raise ValueError(f"stds: expected one positive σ or {k} of them, got {stds}")
         self.stds = stds_t
-        w = torch.full((k,), 1.0 / k, dtype=torch.float64) if weights is None else (
-            torch.as_tensor(weights, dtype=torch.float64).flatten()
+        w = (
+            torch.full((k,), 1.0 / k, dtype=torch.float64)
+            if weights is None
+            else (torch.as_tensor(weights, dtype=torch.float64).flatten())
         )
         if w.numel() != k or not bool((w > 0).all()):
             raise ValueError(f"weights: expected {k} positive weights, got {weights}")
@@ -176,7 +178,9 @@ class Rings(ToyDistribution):
 
     def _sample(self, n: int, generator: torch.Generator | None) -> Tensor:
         k = torch.randint(0, self.radii.numel(), (n,), generator=generator)
-        r = (self.radii[k] + self.std * torch.randn(n, generator=generator, dtype=torch.float64)).abs()
+        r = (
+            self.radii[k] + self.std * torch.randn(n, generator=generator, dtype=torch.float64)
+        ).abs()
         angle = 2 * math.pi * torch.rand(n, generator=generator, dtype=torch.float64)
         return torch.stack([r * torch.cos(angle), r * torch.sin(angle)], dim=1)
 

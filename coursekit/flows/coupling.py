@@ -46,7 +46,9 @@ def mlp(in_features: int, out_features: int, hidden: Sequence[int]) -> nn.Sequen
 def _mask_to_bool(mask: Sequence[int] | Sequence[bool] | Tensor) -> Tensor:
     m = torch.as_tensor(mask)
     if m.dim() != 1 or m.numel() == 0:
-        raise ValueError(f"mask: expected a non-empty 1-D sequence of 0/1, got shape {tuple(m.shape)}")
+        raise ValueError(
+            f"mask: expected a non-empty 1-D sequence of 0/1, got shape {tuple(m.shape)}"
+        )
     if m.dtype != torch.bool:
         if not bool(((m == 0) | (m == 1)).all()):
             raise ValueError(f"mask: expected only 0/1 (or booleans), got {m.tolist()}")

@@ -58,9 +58,7 @@ class RealNVP(Flow):
             raise ValueError(f"dim: expected at least 2 features for a coupling flow, got {dim}")
         n_layers = check_positive_int(n_layers, "n_layers")
         if permutation not in ("alternate", "random"):
-            raise ValueError(
-                f"permutation: expected 'alternate' or 'random', got {permutation!r}"
-            )
+            raise ValueError(f"permutation: expected 'alternate' or 'random', got {permutation!r}")
         layers: list[Bijection] = []
         masks = alternating_masks(dim, n_layers)
         for i in range(n_layers):
