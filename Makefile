@@ -1,0 +1,56 @@
+# The course's two commands:  `make lab` (open the course)  and  `make test` (run every test).
+# Both create .venv on first use, and recreate it when requirements.lock or pyproject.toml
+# change; nothing needs installing by hand except Python >= 3.10.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8888
+
+# Quiet, reproducible runs: no progress bars, non-interactive matplotlib outside notebooks
+# (the notebooks select the inline backend themselves).
+TEST_ENV := TQDM_DISABLE=1 MPLBACKEND=agg PYTHONHASHSEED=0 PYDEVD_DISABLE_FILE_VALIDATION=1
+
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg \
+         --nbval-cell-timeout=600
+
+.PHONY: lab test venv notebooks exercises check-exercises lint clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is needed, found " + sys.version)'
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+## Open the course: JupyterLab on notebooks/ (Ctrl-C stops it).
+lab: $(STAMP)
+	exec $(BIN)/jupyter lab --notebook-dir=. --port=$(PORT) notebooks/
+
+## Run every test: lint, unit tests with coverage, strict nbval on the lecture notebooks,
+## nbval-lax on the solutions, and the exercises-in-sync check.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(TEST_ENV) $(BIN)/python -m pytest -q tests $(NBVAL) notebooks \
+	    --cov=coursekit --cov-report=term --cov-config=pyproject.toml
+	$(TEST_ENV) $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env solutions -p no:cacheprovider
+	$(BIN)/python -m coursekit.exercises build --check
+
+## Re-execute notebooks in place and store their outputs (NB=path to do just one).
+NB ?= notebooks/*.ipynb solutions/*.ipynb
+notebooks: $(STAMP)
+	TQDM_DISABLE=1 PYTHONHASHSEED=0 $(BIN)/python -m coursekit.notebook_tools execute $(NB)
+
+## Regenerate exercises/ from solutions/.
+exercises: $(STAMP)
+	$(BIN)/python -m coursekit.exercises build
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)
