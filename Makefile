@@ -15,7 +15,7 @@ TEST_ENV := TQDM_DISABLE=1 MPLBACKEND=agg PYTHONHASHSEED=0 PYDEVD_DISABLE_FILE_V
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg \
          --nbval-cell-timeout=600
 
-.PHONY: lab test venv notebooks exercises check-exercises lint clean-venv
+.PHONY: lab test venv notebooks exercises lint clean-venv lock
 
 venv: $(STAMP)
 
@@ -54,3 +54,8 @@ lint: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+## Rewrite requirements.lock from what is installed in .venv (after a deliberate upgrade).
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable \
+	    | sed -e 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' | grep -v '^coursekit' > requirements.lock
