@@ -5,7 +5,6 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 
 # Quiet, reproducible runs: no progress bars, non-interactive matplotlib outside notebooks
@@ -17,23 +16,17 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg \
 
 .PHONY: lab test venv notebooks exercises lint clean-venv lock
 
-venv: $(STAMP)
-
-$(STAMP): requirements.lock pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is needed, found " + sys.version)'
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
-	touch $(STAMP)
+venv:
+	@PYTHON=$(PYTHON) bash tools/ensure-venv.sh
 
 ## Open the course: JupyterLab on notebooks/ (Ctrl-C stops it).
-lab: $(STAMP)
-	exec $(BIN)/jupyter lab --notebook-dir=. --port=$(PORT) notebooks/
+lab: venv
+	exec $(BIN)/jupyter lab --ServerApp.root_dir=. --port=$(PORT) \
+	    --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 ## Run every test: lint, unit tests with coverage, strict nbval on the lecture notebooks,
 ## nbval-lax on the solutions, and the exercises-in-sync check.
-test: $(STAMP)
+test: venv
 	$(BIN)/ruff check .
 	$(TEST_ENV) $(BIN)/python -m pytest -q tests $(NBVAL) notebooks \
 	    --cov=coursekit --cov-report=term --cov-config=pyproject.toml
@@ -42,14 +35,14 @@ test: $(STAMP)
 
 ## Re-execute notebooks in place and store their outputs (NB=path to do just one).
 NB ?= notebooks/*.ipynb solutions/*.ipynb
-notebooks: $(STAMP)
+notebooks: venv
 	TQDM_DISABLE=1 PYTHONHASHSEED=0 $(BIN)/python -m coursekit.notebook_tools execute $(NB)
 
 ## Regenerate exercises/ from solutions/.
-exercises: $(STAMP)
+exercises: venv
 	$(BIN)/python -m coursekit.exercises build
 
-lint: $(STAMP)
+lint: venv
 	$(BIN)/ruff check .
 
 clean-venv:
