@@ -1,0 +1,168 @@
+"""Checkers for chapter 6, RealNVP on images (slide EXEMPLE (MNIST)).
+
+Self-contained: they use small synthetic 8-bit images from :func:`synthetic_images`, never
+the MNIST files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from coursekit.checkers._common import (
+    Hint,
+    as_float,
+    as_pair,
+    as_tensor,
+    call,
+    checker,
+    close,
+    fmt,
+)
+
+
+def synthetic_images(n: int = 16, size: int = 8, seed: int = 0) -> Tensor:
+    """``n`` synthetic 8-bit grey images (n, 1, size, size), dtype uint8.
+
+    Each is a dark background with a bright random bar and a little noise — enough to
+    exercise dequantization, the logit transform and squeezing without MNIST.
+    """
+    g = torch.Generator().manual_seed(seed)
+    img = torch.randint(0, 30, (n, 1, size, size), generator=g)
+    for i in range(n):
+        r0, c0 = (int(v) for v in torch.randint(0, size // 2, (2,), generator=g))
+        h, w = (int(v) for v in torch.randint(2, size // 2 + 1, (2,), generator=g))
+        img[i, 0, r0 : r0 + h, c0 : c0 + w] = torch.randint(180, 256, (h, w), generator=g)
+    return img.to(torch.uint8)
+
+
+@checker("6.1", "uniform dequantization")
+def check_dequantize(fn: Callable) -> str:
+    """``fn(x, generator)``: uint8 images -> ``(x + u)/256``, ``u ~ U[0, 1)``, in [0, 1)."""
+    x = synthetic_images(32)
+    y = call(fn, x.clone(), torch.Generator().manual_seed(0))
+    if isinstance(y, Tensor) and not y.is_floating_point():
+        raise Hint(f"return a floating-point tensor, got dtype {y.dtype} (use x.float())")
+    y = as_tensor(y, tuple(x.shape), "your dequantize")
+    xf = x.double()
+    if bool((y < 0).any()) or bool((y >= 1).any()):
+        if close(y, xf / 255, atol=1e-6) or bool((y > 1).any()) and float(y.max()) < 1.01:
+            raise Hint("divide by 256, not 255: (255 + u)/256 stays below 1")
+        raise Hint(f"values should lie in [0, 1), got range [{fmt(float(y.min()))}, "
+                   f"{fmt(float(y.max()))}]: divide by 256")
+    if close(y, xf / 256, atol=1e-7) or close(y, xf / 255, atol=1e-7):
+        raise Hint("no noise added: add u ~ Uniform[0, 1) to each pixel before dividing, or "
+                   "the model can put infinite density on the 256 levels")
+    if not torch.equal(torch.floor(y * 256).clamp(max=255), xf):
+        raise Hint("floor(256·y) should give back the original pixel: use (x + u)/256 with "
+                   "u in [0, 1)")
+    y2 = as_tensor(call(fn, x.clone(), torch.Generator().manual_seed(0)), tuple(x.shape))
+    if not torch.equal(y, y2):
+        raise Hint("not reproducible: draw u with torch.rand(..., generator=generator)")
+    frac = y * 256 - xf
+    if abs(float(frac.mean()) - 0.5) > 0.05:
+        raise Hint(f"the noise should be uniform on [0, 1): its mean is {fmt(float(frac.mean()))}"
+                   ", expected 0.5")
+    return "y = (x + u)/256 in [0, 1), reproducible, and floor(256·y) = x."
+
+
+def _logit_ref(y: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    p = alpha + (1 - 2 * alpha) * y
+    z = torch.log(p) - torch.log1p(-p)
+    ld = (math.log(1 - 2 * alpha) - torch.log(p) - torch.log1p(-p)).flatten(1).sum(1)
+    return z, ld
+
+
+@checker("6.2", "logit transform and its log-det")
+def check_logit_transform(fn: Callable) -> str:
+    """``fn(y, alpha) -> (z, log_det)``, ``z = logit(α + (1 − 2α) y)``, log_det (batch,)."""
+    g = torch.Generator().manual_seed(1)
+    y = (synthetic_images(8).double() + torch.rand(8, 1, 8, 8, generator=g,
+                                                   dtype=torch.float64)) / 256
+    alpha = 0.05
+    z, ld = as_pair(call(fn, y.clone(), alpha), "your logit_transform")
+    z = as_tensor(z, tuple(y.shape), "z")
+    if isinstance(ld, Tensor) and ld.shape == y.shape:
+        raise Hint("log_det has one value per pixel: sum it over each image, shape (batch,)")
+    ld = as_tensor(ld, (y.shape[0],), "log_det")
+    z_ref, ld_ref = _logit_ref(y, alpha)
+    n_dims = y[0].numel()
+    if not close(z, z_ref, rtol=1e-9, atol=1e-10):
+        if close(z, torch.logit(y), rtol=1e-9):
+            raise Hint("squeeze y into [α, 1 − α] first, p = α + (1 − 2α)·y, so that pixels "
+                       "near 0 or 1 do not map to ±∞")
+        raise Hint("z is wrong: z = log p − log(1 − p) with p = α + (1 − 2α)·y")
+    if close(ld, ld_ref, rtol=1e-9, atol=1e-9):
+        return "z and log|det| = Σ [log(1 − 2α) − log p − log(1 − p)] are right."
+    off = n_dims * math.log(1 - 2 * alpha)
+    if close(ld - ld_ref, torch.full_like(ld, -off), rtol=1e-7):
+        raise Hint(f"off by D·log(1 − 2α) = {off:.3f}: the affine step p = α + (1 − 2α)·y "
+                   "has its own Jacobian factor (1 − 2α) per pixel")
+    if close(ld, -ld_ref, rtol=1e-9):
+        raise Hint("wrong sign of the log-det: d logit(p)/dp = 1/(p(1 − p)) > 1, so the "
+                   "log-det is positive")
+    raise Hint("log_det is wrong: the derivative of z with respect to y is "
+               "(1 − 2α)/(p(1 − p)) per pixel; sum its log over the pixels")
+
+
+@checker("6.3", "bits per dimension")
+def check_bits_per_dim(fn: Callable) -> str:
+    """``fn(log_prob, num_dims)``: bits/dim in the 8-bit scale from log-densities on [0, 1)^D."""
+    lp = torch.tensor([280.0, 305.0, 262.0], dtype=torch.float64)
+    d = 64
+    got = as_float(call(fn, lp.clone(), d), "your bits/dim")
+    want = float(-lp.mean() / (d * math.log(2)) + 8.0)
+    if close(got, want, rtol=1e-9):
+        return f"{fmt(got)} bits/dim: −mean(log p)/(D·ln 2) + log2(256)."
+    if close(got, want - 8.0, rtol=1e-9):
+        raise Hint("off by exactly 8: the density on [0, 1)^D must be converted to the 8-bit "
+                   "scale [0, 256)^D, which subtracts D·log(256) from log p")
+    if close(got, (want - 8.0) * math.log(2), rtol=1e-9) or close(
+        got, (want - 8.0) * math.log(2) + 8, rtol=1e-9
+    ):
+        raise Hint("these are nats: divide by ln 2 to get bits")
+    if close(got, -want, rtol=1e-9):
+        raise Hint("sign: bits/dim = −log2 p / D is positive for a good model")
+    if close(got, (want - 8.0) * d + 8, rtol=1e-9) or close(got, (want - 8.0) * d, rtol=1e-9):
+        raise Hint(f"divide by the number of dimensions D = {d}")
+    raise Hint(f"got {fmt(got)}; bits/dim = −(mean log p − D·log 256)/(D·ln 2)")
+
+
+@checker("6.4", "squeeze and unsqueeze")
+def check_squeeze(squeeze: Callable, unsqueeze: Callable) -> str:
+    """``squeeze``: (B, C, H, W) -> (B, 4C, H/2, W/2) by 2×2 blocks; ``unsqueeze`` inverts it."""
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float64).reshape(2, 3, 4, 6)
+    y = call(squeeze, x.clone())
+    y = as_tensor(y, (2, 12, 2, 3), "your squeeze")
+    for i in range(2):
+        for j in range(3):
+            block = x[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(2, -1)
+            got = y[:, :, i, j]
+            if not torch.equal(got.sort(1).values, block.sort(1).values):
+                raise Hint("each output position (i, j) must hold the 4C values of the input "
+                           "block rows 2i:2i+2, columns 2j:2j+2 (a plain reshape mixes "
+                           "pixels from different places)")
+    back = as_tensor(call(unsqueeze, y.clone()), tuple(x.shape), "your unsqueeze")
+    if not torch.equal(back, x):
+        raise Hint("unsqueeze(squeeze(x)) does not give back x: undo the same permutes in "
+                   "reverse order")
+    return "2×2 blocks become channels (no pixel moves far) and unsqueeze inverts it exactly."
+
+
+@checker("6.5", "nats per image from bits per dimension")
+def check_nats_per_image(fn: Callable[[], float]) -> str:
+    """``fn()`` = NLL in nats of one 28×28 image for a model at 1.05 bits/dim."""
+    got = as_float(call(fn))
+    want = 1.05 * 784 * math.log(2)
+    if close(got, want, rtol=1e-4):
+        return f"1.05 × 784 × ln 2 ≈ {want:.1f} nats per image."
+    if close(got, 1.05 * 784, rtol=1e-4):
+        raise Hint("that is in bits; multiply by ln 2 to get nats")
+    if close(got, 1.05 * 784 / math.log(2), rtol=1e-4):
+        raise Hint("bits → nats multiplies by ln 2 (1 bit = ln 2 ≈ 0.693 nats)")
+    if close(got, 1.05 * math.log(2), rtol=1e-4):
+        raise Hint("that is per dimension; multiply by the 784 pixels")
+    raise Hint(f"got {fmt(got)}; total bits = bits/dim × D, then convert bits to nats")
