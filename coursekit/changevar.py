@@ -56,24 +56,45 @@ def derivative(f: Map, x: Tensor) -> Tensor:
     if x.dim() != 1:
         raise ValueError(f"x: expected shape (batch,) for a 1-D map, got {tuple(x.shape)}")
     with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
+        # Keep the graph to ``x`` when it requires grad (so f'(x) can be differentiated).
+        xg = x if x.requires_grad else x.detach().requires_grad_(True)
         y = _call_map(f, xg, "f")
-        (grad,) = torch.autograd.grad(y.sum(), xg, create_graph=x.requires_grad)
-    return grad
+        if not y.requires_grad:  # f does not depend on x at all
+            return torch.zeros_like(x)
+        (grad,) = torch.autograd.grad(y.sum(), xg, create_graph=x.requires_grad, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
 
 
 def jacobian(f: Map, x: Tensor) -> Tensor:
     """Batched Jacobian ``J_f(x)[b, i, j] = ∂f_i/∂x_j`` at every row of ``x`` (batch, d).
 
     Returns a tensor of shape (batch, d, d). ``f`` must act row-wise (no mixing between
-    examples), which is what a batched bijection does.
+    examples), which is what a batched bijection does: then
+    ``∂(Σ_b f_i(x_b))/∂x_{b,j} = ∂f_i/∂x_j (x_b)``, so ``d`` backward passes through one
+    batched evaluation of ``f`` give every row's Jacobian exactly. Plain autograd (no
+    ``vmap``), so ``f`` may validate its input or branch on values, like the public
+    ``forward`` of a bijection does.
     """
     x = _check_points(x, "x")
     if x.dim() != 2:
         raise ValueError(f"x: expected shape (batch, d), got {tuple(x.shape)}")
-    _call_map(f, x[:1], "f")  # clear error for a wrong output shape
-    rows = torch.func.vmap(torch.func.jacrev(lambda v: f(v.unsqueeze(0)).squeeze(0)))
-    return rows(x)
+    with torch.enable_grad():
+        xg = x if x.requires_grad else x.detach().requires_grad_(True)
+        y = _call_map(f, xg, "f")
+        if not y.requires_grad:  # f does not depend on x at all
+            return x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
+        rows = [
+            torch.autograd.grad(
+                y[:, i].sum(),
+                xg,
+                retain_graph=True,
+                create_graph=x.requires_grad,
+                allow_unused=True,
+            )[0]
+            for i in range(x.shape[1])
+        ]
+    rows = [torch.zeros_like(x) if r is None else r for r in rows]
+    return torch.stack(rows, dim=1)
 
 
 def log_abs_det_jacobian(f: Map, x: Tensor) -> Tensor:

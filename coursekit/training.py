@@ -62,9 +62,9 @@ def negative_log_likelihood_loss(model: nn.Module, batch: Tensor) -> Tensor:
 def fit(
     model: nn.Module,
     data: Tensor | object,
-    steps: int = 2_000,
-    batch_size: int = 512,
-    lr: float = 1e-3,
+    steps: int = 4_000,
+    batch_size: int = 256,
+    lr: float = 3e-3,
     weight_decay: float = 0.0,
     clip_grad: float | None = 10.0,
     schedule: str = "cosine",

@@ -67,6 +67,9 @@ class FlowSequence(Bijection):
         self.layers = nn.ModuleList(layers)
         if event_shape is not None:
             self.event_shape = tuple(event_shape)
+        elif layers[0].event_shape is not None:
+            # The input enters the first layer, so its event shape is the sequence's.
+            self.event_shape = tuple(layers[0].event_shape)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         log_det = x.new_zeros(x.shape[0])

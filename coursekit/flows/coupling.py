@@ -16,6 +16,7 @@ the identity.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -31,11 +32,16 @@ def mlp(in_features: int, out_features: int, hidden: Sequence[int]) -> nn.Sequen
     The last linear layer is zero-initialised (weights and bias), so the network outputs 0
     at initialisation.
     """
+    widths = tuple(hidden) if isinstance(hidden, (Sequence, Tensor)) else None
+    if widths is None or any(
+        isinstance(h, bool) or not isinstance(h, numbers.Integral) or h <= 0 for h in widths
+    ):
+        raise ValueError(f"hidden: expected a sequence of positive integer widths, got {hidden!r}")
     layers: list[nn.Module] = []
     width = in_features
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.SiLU()]
-        width = h
+    for h in widths:
+        layers += [nn.Linear(width, int(h)), nn.SiLU()]
+        width = int(h)
     last = nn.Linear(width, out_features)
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
@@ -125,4 +131,4 @@ class AffineCoupling(Bijection):
         return torch.cat([z1, x2], dim=1)[:, self.unsort], -s.sum(dim=1)
 
     def extra_repr(self) -> str:
-        return f"mask={self.mask.int().tolist()}, scale_bound={self.scale_bound:g}"
+        return f"dim={self.dim}, mask={self.mask.int().tolist()}, scale_bound={self.scale_bound:g}"

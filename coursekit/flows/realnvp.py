@@ -48,7 +48,7 @@ class RealNVP(Flow):
         self,
         dim: int,
         n_layers: int = 8,
-        hidden: Sequence[int] = (128, 128),
+        hidden: Sequence[int] = (64, 64),
         scale_bound: float = 3.0,
         permutation: str = "alternate",
         generator: torch.Generator | None = None,
