@@ -1,5 +1,11 @@
 """Data: 2-D toy distributions with exact densities, and MNIST."""
 
+from coursekit.datasets.mnist import (
+    MNIST,
+    MNISTFallbackWarning,
+    MNISTIntegrityError,
+    load_mnist,
+)
 from coursekit.datasets.toy import (
     MODE_CENTRES,
     Checkerboard,
@@ -13,6 +19,9 @@ from coursekit.datasets.toy import (
 )
 
 __all__ = [
+    "MNIST",
+    "MNISTFallbackWarning",
+    "MNISTIntegrityError",
     "MODE_CENTRES",
     "Checkerboard",
     "GaussianMixture",
@@ -21,5 +30,6 @@ __all__ = [
     "TwoMoons",
     "four_modes",
     "gallery",
+    "load_mnist",
     "modes",
 ]

@@ -13,6 +13,23 @@ from coursekit.flows.base import (
     standard_normal_log_prob,
 )
 from coursekit.flows.coupling import AffineCoupling, mlp
+from coursekit.flows.image import (
+    ChannelCoupling,
+    CheckerboardCoupling,
+    ImageRealNVP,
+    MultiScaleLevel,
+    Squeeze,
+    checkerboard_mask,
+    squeeze,
+    unsqueeze,
+)
+from coursekit.flows.preprocessing import (
+    Logit,
+    UnitScale,
+    bits_per_dim_from_unit_log_prob,
+    dequantize,
+    image_bits_per_dim,
+)
 from coursekit.flows.realnvp import RealNVP, alternating_masks
 
 __all__ = [
@@ -23,6 +40,19 @@ __all__ = [
     "Permutation",
     "RealNVP",
     "alternating_masks",
+    "ChannelCoupling",
+    "CheckerboardCoupling",
+    "ImageRealNVP",
+    "Logit",
+    "MultiScaleLevel",
+    "Squeeze",
+    "UnitScale",
+    "bits_per_dim_from_unit_log_prob",
+    "checkerboard_mask",
+    "dequantize",
+    "image_bits_per_dim",
+    "squeeze",
+    "unsqueeze",
     "mlp",
     "standard_normal_log_prob",
 ]

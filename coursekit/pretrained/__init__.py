@@ -1,0 +1,52 @@
+"""Pretrained models shipped with the package.
+
+``realnvp_mnist.pt`` holds the configuration and the (EMA) weights of an
+:class:`~coursekit.flows.image.ImageRealNVP` trained on MNIST by
+``python -m coursekit.train_mnist``; ``realnvp_mnist.json`` records how: the exact command,
+data, seed, steps, wall time, hardware and the test bits/dim it reached.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from coursekit.flows.image import ImageRealNVP
+
+HERE = Path(__file__).resolve().parent
+MNIST_CHECKPOINT = HERE / "realnvp_mnist.pt"
+MNIST_METADATA = HERE / "realnvp_mnist.json"
+
+
+def pretrained_mnist_metadata() -> dict:
+    """The training record of the shipped MNIST model (command, data, bits/dim, …)."""
+    return json.loads(MNIST_METADATA.read_text())
+
+
+def load_pretrained_mnist(
+    path: str | Path | None = None, map_location: str | torch.device = "cpu"
+) -> ImageRealNVP:
+    """Load the shipped MNIST RealNVP (``torch.load(..., weights_only=True)``), in eval mode.
+
+    Checks that the stored weights match the architecture in the stored config and, for the
+    shipped file, that this config is the one in ``realnvp_mnist.json``; raises
+    ``ValueError`` with the differences otherwise.
+
+    Args:
+        path: another checkpoint saved by :meth:`ImageRealNVP.save` (default: the shipped one).
+        map_location: device to load the weights on.
+    """
+    target = Path(path) if path is not None else MNIST_CHECKPOINT
+    if not target.is_file():
+        raise ValueError(f"path: no checkpoint file at {target}")
+    checkpoint = torch.load(target, map_location=map_location, weights_only=True)
+    if path is None and MNIST_METADATA.is_file():
+        expected = pretrained_mnist_metadata().get("config")
+        if expected is not None and checkpoint.get("config") != expected:
+            raise ValueError(
+                f"{target}: architecture {checkpoint.get('config')} differs from the one "
+                f"recorded in {MNIST_METADATA.name}: {expected}"
+            )
+    return ImageRealNVP.from_checkpoint(checkpoint, source=str(target))

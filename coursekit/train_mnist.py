@@ -1,0 +1,304 @@
+"""Train an :class:`~coursekit.flows.image.ImageRealNVP` on MNIST by maximum likelihood.
+
+Usage::
+
+    python -m coursekit.train_mnist --out runs/mnist --steps 6000 --max-minutes 70
+    python -m coursekit.train_mnist --out runs/mnist --resume      # after an interruption
+    python -m coursekit.train_mnist --quick --out runs/quick        # a CI-sized run (~1-2 min)
+
+Each step draws a minibatch of training images ``k`` (uint8), dequantizes them
+(``v = k + u``), scales them to ``x = v / 256`` and minimises ``−mean log p_θ(x)``; the loss is
+reported in bits/dim of the dequantized data (``+ 8`` bits for the 256 levels). The learning
+rate warms up linearly, then follows a cosine decay over ``--steps`` or ``--max-minutes``
+(whichever comes first). An exponential moving average (EMA) of the weights is kept and is
+what gets evaluated and saved.
+
+Every ``--checkpoint-every`` seconds the full state (weights, EMA, optimizer, step, random
+generator, elapsed time, log) is written atomically (temporary file + ``os.replace``) to
+``OUT/checkpoint.pt``; ``--resume`` continues from it, so a killed run loses at most one
+checkpoint interval. At the end ``OUT/model.pt`` (EMA weights + config, loadable with
+``weights_only=True``) and ``OUT/metrics.json`` are written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from coursekit.datasets.mnist import load_mnist
+from coursekit.device import default_device
+from coursekit.flows.image import ImageRealNVP
+from coursekit.flows.preprocessing import LEVELS, dequantize, image_bits_per_dim
+from coursekit.training import seed_everything
+
+#: The architecture of the shipped pretrained model (and the default here).
+DEFAULT_CONFIG = dict(
+    image_shape=[1, 28, 28],
+    n_scales=3,
+    hidden=[16, 48, 64],
+    n_blocks=1,
+    n_checker=2,
+    n_channel=2,
+    n_final=2,
+    scale_bound=3.0,
+    alpha=0.05,
+)
+
+EVAL_SEED = 1234
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m coursekit.train_mnist",
+        description="Train a multi-scale RealNVP on MNIST (maximum likelihood).",
+    )
+    p.add_argument("--out", default="runs/mnist", help="run directory (checkpoints, logs)")
+    p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files")
+    p.add_argument("--steps", type=int, default=6000, help="optimisation steps")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam)")
+    p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights")
+    p.add_argument("--clip-grad", type=float, default=50.0, help="max gradient norm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds")
+    p.add_argument("--eval-every", type=int, default=500, help="steps between test evals")
+    p.add_argument("--eval-images", type=int, default=2000, help="test images per eval")
+    p.add_argument("--final-eval-images", type=int, default=None, help="default: all")
+    p.add_argument("--hidden", default=None, help="conditioner widths per scale, e.g. 16,48,64")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI-sized run: 120 steps, small evals, 30 s checkpoints (about 1-2 minutes)",
+    )
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps = min(args.steps, 120)
+        args.warmup = min(args.warmup, 20)
+        args.eval_every = min(args.eval_every, 60)
+        args.eval_images = min(args.eval_images, 500)
+        args.final_eval_images = args.final_eval_images or 1000
+        args.checkpoint_every = min(args.checkpoint_every, 30.0)
+    for name in ("steps", "batch_size", "eval_every", "eval_images"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')}: expected a positive integer")
+    if not args.lr > 0:
+        p.error("--lr: expected a positive number")
+    return args
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def learning_rate(args: argparse.Namespace, step: int, elapsed: float) -> float:
+    """Linear warm-up, then cosine decay to 0 over the steps or the time budget."""
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    frac = (step - args.warmup) / max(1, args.steps - args.warmup)
+    if args.max_minutes:
+        frac = max(frac, elapsed / (60 * args.max_minutes))
+    return 0.5 * args.lr * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{platform.system()} {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+
+
+def evaluate(model: ImageRealNVP, images: torch.Tensor) -> float:
+    """Test bits/dim with a fixed dequantization seed (so evaluations are comparable)."""
+    return image_bits_per_dim(model, images, generator=torch.Generator().manual_seed(EVAL_SEED))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = default_device(args.device)
+    out = Path(args.out)
+    ckpt_path = out / "checkpoint.pt"
+    command = "python -m coursekit.train_mnist " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
+
+    for stale in out.glob("checkpoint.pt*.tmp"):  # left by a run killed while saving
+        stale.unlink()
+    train = load_mnist(args.data_dir, split="train")
+    test = load_mnist(args.data_dir, split="test")
+    config = dict(DEFAULT_CONFIG)
+    if args.hidden:
+        config["hidden"] = [int(v) for v in args.hidden.split(",")]
+
+    seed_everything(args.seed)
+    model = ImageRealNVP(**config).to(device)
+    ema = ImageRealNVP(**config).to(device)
+    ema.load_state_dict(model.state_dict())
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    generator = torch.Generator().manual_seed(args.seed)
+    step, elapsed, log = 0, 0.0, []
+
+    if args.resume:
+        if not ckpt_path.exists():
+            raise SystemExit(f"--resume: no checkpoint at {ckpt_path}")
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        if state["config"] != config:
+            raise SystemExit(
+                f"--resume: checkpoint architecture {state['config']} differs from {config}"
+            )
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        step, elapsed, log = state["step"], state["elapsed"], state["log"]
+        print(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min trained)")
+
+    def save_checkpoint() -> None:
+        atomic_save(
+            dict(
+                model=model.state_dict(),
+                ema=ema.state_dict(),
+                optimizer=optimizer.state_dict(),
+                generator=generator.get_state(),
+                step=step,
+                elapsed=elapsed,
+                log=log,
+                config=config,
+                args=vars(args),
+            ),
+            ckpt_path,
+        )
+
+    n_train = train.images.shape[0]
+    eval_images = test.images[: args.eval_images]
+    print(
+        f"data: train {n_train:,} ({train.source}), test {len(test):,}; model "
+        f"{model.num_parameters():,} parameters; device {device}; threads "
+        f"{torch.get_num_threads()}"
+    )
+    params = list(model.parameters())
+    ema_params = list(ema.parameters())
+    bar = tqdm(total=args.steps, initial=step, desc="training", dynamic_ncols=True)
+    last_ckpt = time.perf_counter()
+    window_start, window_images = time.perf_counter(), 0
+    start = time.perf_counter() - elapsed
+    model.train()
+    try:
+        while step < args.steps:
+            elapsed = time.perf_counter() - start
+            if args.max_minutes and elapsed >= 60 * args.max_minutes:
+                print(f"time budget of {args.max_minutes} min reached at step {step}")
+                break
+            lr = learning_rate(args, step, elapsed)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            idx = torch.randint(0, n_train, (args.batch_size,), generator=generator)
+            x = dequantize(train.images[idx], generator=generator) / LEVELS
+            x = x.to(device)
+            loss = -model.log_prob(x).mean()
+            if not torch.isfinite(loss):
+                raise SystemExit(f"loss became {float(loss)} at step {step}; try a smaller --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, args.clip_grad)
+            optimizer.step()
+            decay = min(args.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, p in zip(ema_params, params, strict=True):
+                    pe.lerp_(p, 1 - decay)
+            step += 1
+            window_images += args.batch_size
+            train_bpd = float(loss.detach()) / (784 * math.log(2)) + 8.0
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(bpd=f"{train_bpd:.3f}", lr=f"{lr:.1e}")
+            if step % args.eval_every == 0 or step == args.steps:
+                now = time.perf_counter()
+                rate = window_images / (now - window_start)
+                test_bpd = evaluate(ema, eval_images)
+                model.train()
+                elapsed = time.perf_counter() - start
+                entry = dict(
+                    step=step,
+                    minutes=round(elapsed / 60, 2),
+                    train_bpd=round(train_bpd, 4),
+                    test_bpd=round(test_bpd, 4),
+                    images_per_s=round(rate, 1),
+                    lr=lr,
+                )
+                log.append(entry)
+                tqdm.write(json.dumps(entry))
+                sys.stdout.flush()
+                window_start, window_images = time.perf_counter(), 0
+            if time.perf_counter() - last_ckpt >= args.checkpoint_every:
+                elapsed = time.perf_counter() - start
+                save_checkpoint()
+                last_ckpt = time.perf_counter()
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    save_checkpoint()
+
+    final_images = test.images[: args.final_eval_images] if args.final_eval_images else test.images
+    t0 = time.perf_counter()
+    test_bpd = evaluate(ema, final_images)
+    rates = [e["images_per_s"] for e in log]
+    metrics = dict(
+        command=command,
+        config=config,
+        data=dict(train=train.source, test=test.source, n_train=n_train),
+        test_images=int(final_images.shape[0]),
+        test_bits_per_dim=round(test_bpd, 4),
+        eval_seed=EVAL_SEED,
+        seed=args.seed,
+        steps=step,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        ema=args.ema,
+        train_minutes=round(elapsed / 60, 2),
+        images_per_s=round(sum(rates) / len(rates), 1) if rates else None,
+        eval_seconds=round(time.perf_counter() - t0, 1),
+        parameters=model.num_parameters(),
+        device=str(device),
+        threads=torch.get_num_threads(),
+        hardware=hardware(),
+        log=log,
+    )
+    ema.save(str(out / "model.pt"), metadata={k: v for k, v in metrics.items() if k != "log"})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(
+        f"final test bits/dim {test_bpd:.4f} on {final_images.shape[0]:,} test images "
+        f"after {step} steps ({elapsed / 60:.1f} min); saved {out / 'model.pt'}"
+    )
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
