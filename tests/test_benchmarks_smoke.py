@@ -1,0 +1,148 @@
+"""Smoke test of benchmarks/peers.py on the coursekit side only (peers are optional extras).
+
+Runs the shared training loop, the KL snapshots, the throughput timing and the report
+rendering for a fraction of a second, so the benchmark's code path is tested without zuko,
+nflows or normflows; the peer builders are checked too when the peer is importable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        peer_models = importlib.import_module("peer_models")
+        peers = importlib.import_module("peers")
+        yield peers, peer_models
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_toy_config_follows_realnvp_defaults(bench):
+    _, pm = bench
+    import inspect
+
+    from coursekit.flows import RealNVP
+
+    cfg = pm.ToyConfig.from_coursekit()
+    params = inspect.signature(RealNVP.__init__).parameters
+    assert cfg.n_layers == params["n_layers"].default
+    assert cfg.hidden == tuple(params["hidden"].default)
+    assert "affine couplings" in cfg.describe()
+
+
+def test_quality_run_coursekit_two_snapshots(bench):
+    peers, _ = bench
+    torch.set_num_threads(1)
+    snaps = peers.quality_run("coursekit", "4 modes", seed=0, budgets=(0.2, 0.4), kl_samples=500)
+    assert [s.budget for s in snaps] == [0.2, 0.4]
+    assert all(s.library == "coursekit" and not s.diverged for s in snaps)
+    assert snaps[0].steps >= 1 and snaps[1].steps >= snaps[0].steps
+    # KL of a barely trained flow: finite, non-negative up to Monte Carlo error, not huge.
+    assert all(math.isfinite(s.kl) and -0.1 < s.kl < 10 for s in snaps)
+
+
+def test_train_with_snapshots_reports_divergence(bench):
+    peers, _ = bench
+
+    class Broken(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def log_prob(self, x):
+            return self.w + torch.full((x.shape[0],), float("nan"))
+
+    from coursekit.datasets import four_modes
+
+    rows = peers.train_with_snapshots(
+        Broken(),
+        four_modes(),
+        budgets=(0.1, 0.2),
+        seed=0,
+        lr=1e-3,
+        batch_size=8,
+        clip_grad=None,
+        evaluate=lambda m: 0.0,
+    )
+    assert [r[0] for r in rows] == [0.1, 0.2]
+    assert all(r[1] == math.inf and r[4] for r in rows)
+
+
+def test_throughput_and_report_coursekit_only(bench, tmp_path):
+    peers, _ = bench
+    torch.set_num_threads(1)
+    settings = peers.Settings.quick_settings()
+    settings.libraries = ("coursekit",)
+    settings.repeats = 1
+    settings.seconds_per_timing = 0.01
+    settings.toy_sample_n = 100
+    settings.image_sample_n = 2
+    settings.image_batch = 2
+    tp = peers.run_throughput(settings, log=lambda msg: None)
+    rates = tp.rates["train 2-D (steps/s, batch 512)"]
+    assert rates["coursekit"] is not None and rates["coursekit"] > 0
+    assert tp.rates["sample 2-D (samples/s)"]["coursekit"] > 0
+    snaps = [
+        peers.Snapshot("coursekit", ds, 0, b, 0.5, 10, b)
+        for ds in peers.DATASETS
+        for b in settings.budgets
+    ]
+    from datetime import datetime, timezone
+
+    text = peers.render(
+        settings,
+        {"coursekit": "0"},
+        snaps,
+        tp,
+        datetime.now(timezone.utc),
+        ((0.0,), (0.0,)),
+        1.0,
+        "python benchmarks/peers.py --quick",
+    )
+    assert "| 4 modes | 2 s | 0.500" in text
+    assert "train 2-D (steps/s, batch 512)" in text
+    assert "n/a (no peer result)" in text
+
+
+def test_library_orders_pair_everyone(bench):
+    peers, _ = bench
+    libs = ("a", "b", "c", "d")
+    orders = peers.library_orders(libs, 6)
+    pairs = set()
+    for order in orders:
+        assert sorted(order) == sorted(libs)
+        pairs |= {frozenset(order[:2]), frozenset(order[2:])}
+    assert len(pairs) == 6  # every library shares the machine with every other one
+
+
+@pytest.mark.parametrize("library", ["zuko", "nflows", "normflows"])
+def test_peer_log_prob_is_a_density(bench, library):
+    """Each peer's log_prob integrates to 1 and matches its own samples (direction check)."""
+    _, pm = bench
+    pytest.importorskip(library)
+    torch.manual_seed(0)
+    model = pm.TOY_BUILDERS[library](pm.ToyConfig(n_layers=4, hidden=(16,)))
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Linear) and mod.out_features == 2:
+                mod.bias.copy_(torch.tensor([0.3, 0.4]))
+                mod.weight.normal_(0, 0.03)
+    assert pm.check_density(model, half_width=10, n=401) == pytest.approx(1.0, abs=5e-3)
+    x = model.sample(50_000)
+    in_box = float((x.abs() < 1).all(1).float().mean())
+    xs = torch.linspace(-1, 1, 201)[:-1] + 1 / 200
+    with torch.no_grad():
+        mass = float(torch.exp(model.log_prob(torch.cartesian_prod(xs, xs))).sum()) * 1e-4
+    assert in_box == pytest.approx(mass, abs=0.01)
