@@ -28,7 +28,7 @@ lab: venv
 ## nbval-lax on the solutions, and the exercises-in-sync check.
 test: venv
 	$(BIN)/ruff check .
-	$(TEST_ENV) $(BIN)/python -m pytest -q tests $(NBVAL) notebooks \
+	$(TEST_ENV) $(BIN)/python -m pytest -q -rs tests $(NBVAL) notebooks \
 	    --cov=coursekit --cov-report=term --cov-config=pyproject.toml
 	$(TEST_ENV) $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env solutions -p no:cacheprovider
 	$(BIN)/python -m coursekit.exercises build --check

@@ -88,8 +88,9 @@ def make_exercise(solution: nbformat.NotebookNode, name: str = "notebook") -> st
     nb.metadata.pop("widgets", None)
     # Keep only the language name: the interpreter version of whoever ran the solutions
     # must not make exercises/ out of date.
-    nb.metadata["language_info"] = {"name": nb.metadata.get("language_info", {}).get(
-        "name", "python")}
+    nb.metadata["language_info"] = {
+        "name": nb.metadata.get("language_info", {}).get("name", "python")
+    }
     return nbformat.writes(nb) + "\n"
 
 
@@ -137,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursekit.exercises")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write exercises/ from solutions/")
-    b.add_argument("--check", action="store_true",
-                   help="write nothing; fail if exercises/ is not what build would write")
+    b.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; fail if exercises/ is not what build would write",
+    )
     b.add_argument("--solutions", type=Path, default=Path("solutions"))
     b.add_argument("--exercises", type=Path, default=Path("exercises"))
     args = parser.parse_args(argv)
@@ -150,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         for line in problems:
             print(line, file=sys.stderr)
-        print("exercises/ is out of date: run `python -m coursekit.exercises build` "
-              "(or `make exercises`)", file=sys.stderr)
+        print(
+            "exercises/ is out of date: run `python -m coursekit.exercises build` "
+            "(or `make exercises`)",
+            file=sys.stderr,
+        )
         return 1
     n = len(expected_exercises(args.solutions))
     print(f"{'checked' if args.check else 'built'} {n} exercise notebooks in {args.exercises}")

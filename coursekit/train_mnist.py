@@ -53,6 +53,7 @@ DEFAULT_CONFIG = dict(
     n_final=2,
     scale_bound=3.0,
     alpha=0.05,
+    actnorm=True,
 )
 
 EVAL_SEED = 1234
@@ -159,6 +160,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     seed_everything(args.seed)
     model = ImageRealNVP(**config).to(device)
+    init_generator = torch.Generator().manual_seed(args.seed + 1)
+    init_idx = torch.randperm(train.images.shape[0], generator=init_generator)[:512]
+    model.initialize(
+        (dequantize(train.images[init_idx], generator=init_generator) / LEVELS).to(device)
+    )
     ema = ImageRealNVP(**config).to(device)
     ema.load_state_dict(model.state_dict())
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)

@@ -122,8 +122,15 @@ def _redraw_into(
 
 def _slider(name: str, value: float, lo: float, hi: float, step: float, description: str):
     return widgets.FloatSlider(
-        value=value, min=lo, max=hi, step=step, description=description,
-        continuous_update=False, readout_format=".2f", style=_STYLE, layout=_LAYOUT,
+        value=value,
+        min=lo,
+        max=hi,
+        step=step,
+        description=description,
+        continuous_update=False,
+        readout_format=".2f",
+        style=_STYLE,
+        layout=_LAYOUT,
     )
 
 
@@ -147,7 +154,10 @@ def build_change_of_variable_1d_widget(map_name: str = "exp") -> widgets.VBox:
     get_map(map_name)  # validate
     dropdown = widgets.Dropdown(
         options=[(f"{name}: z = {get_map(name).formula}", name) for name in map_names()],
-        value=map_name, description="map f", style=_STYLE, layout=_LAYOUT,
+        value=map_name,
+        description="map f",
+        style=_STYLE,
+        layout=_LAYOUT,
     )
     sliders_box = widgets.VBox()
     output = widgets.Output()
@@ -160,15 +170,16 @@ def build_change_of_variable_1d_widget(map_name: str = "exp") -> widgets.VBox:
         return {k: w.value for k, w in box.controls.items() if k != "map"}
 
     def redraw(*_: object) -> None:
-        _redraw_into(box, lambda: change_of_variable_1d_state(dropdown.value, **params()),
-                     _draw_1d)
+        _redraw_into(box, lambda: change_of_variable_1d_state(dropdown.value, **params()), _draw_1d)
 
     def make_sliders(name: str) -> None:
         for key, w in list(box.controls.items()):
             if key != "map":
                 w.unobserve(redraw, names="value")
-        sliders = {p.name: _slider(p.name, p.default, p.lo, p.hi, p.step, p.description)
-                   for p in get_map(name).params}
+        sliders = {
+            p.name: _slider(p.name, p.default, p.lo, p.hi, p.step, p.description)
+            for p in get_map(name).params
+        }
         box.controls = {"map": dropdown, **sliders}
         sliders_box.children = tuple(sliders.values())
         for w in sliders.values():
@@ -304,7 +315,8 @@ def _draw_2d(state: dict[str, Any]) -> plt.Figure:
     plot_transport_2d(state, axes)
     fig.suptitle(
         f"∫ p_Z on the grid = {state['integral']:.4f},   "
-        f"log|det J_f(0)| = {state['log_abs_det']:.3f}", fontsize=10,
+        f"log|det J_f(0)| = {state['log_abs_det']:.3f}",
+        fontsize=10,
     )
     fig.tight_layout()
     return fig

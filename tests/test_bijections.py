@@ -445,3 +445,14 @@ def test_bad_sequences() -> None:
         FlowSequence([])
     with pytest.raises(ValueError, match="^layers: "):
         FlowSequence([nn.Linear(2, 2)])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("mask", [[1, 0], [0, 1], [1, 1, 0, 0, 0], [0, 0, 0, 1, 1]], ids=str)
+def test_block_masks_take_the_slicing_path_and_agree_with_gathering(mask: list[int]) -> None:
+    layer = randomise(AffineCoupling(mask, hidden=(8,)).double(), seed=2)
+    assert layer._blocks in ("kept_first", "changed_first")
+    x = points(len(mask))
+    z, ld = layer(x)
+    layer._blocks = None  # the general gather path
+    z_gather, ld_gather = layer(x)
+    assert torch.equal(z, z_gather) and torch.equal(ld, ld_gather)

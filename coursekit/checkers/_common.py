@@ -129,8 +129,9 @@ def as_float(value: Any, what: str = "your answer") -> float:
         raise Hint(f"{what} should be a number, got {value!r}")
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise Hint(f"{what} should be a single number, got a tensor of shape "
-                       f"{tuple(value.shape)}")
+            raise Hint(
+                f"{what} should be a single number, got a tensor of shape {tuple(value.shape)}"
+            )
         return float(value.detach())
     try:
         out = float(value)
@@ -153,8 +154,7 @@ def as_tensor(value: Any, shape: tuple[int, ...], what: str = "your function") -
 def as_pair(value: Any, what: str = "your function") -> tuple[Any, Any]:
     """Unpack a ``(output, log_det)`` pair or give a hint."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise Hint(f"{what} should return a pair (output, log_det), got "
-                   f"{type(value).__name__}")
+        raise Hint(f"{what} should return a pair (output, log_det), got {type(value).__name__}")
     return value[0], value[1]
 
 

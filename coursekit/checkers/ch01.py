@@ -27,14 +27,18 @@ def check_kl_gaussians(fn: Callable[[float, float, float, float], float]) -> str
             continue
         m1, s1, m2, s2 = case
         if close(got, _kl(m2, s2, m1, s1)):
-            raise Hint("you computed KL(q ‖ p): in eq (1) the expectation is under the FIRST "
-                       "distribution p = N(mu1, sigma1²); KL is not symmetric")
+            raise Hint(
+                "you computed KL(q ‖ p): in eq (1) the expectation is under the FIRST "
+                "distribution p = N(mu1, sigma1²); KL is not symmetric"
+            )
         if close(got - want, 0.5) or close(got - want, -0.5):
             raise Hint("off by exactly 1/2: check the constant term (KL(p ‖ p) must be 0)")
         if got < 0:
             raise Hint(f"KL came out negative ({fmt(got)}) for {case}; KL is always ≥ 0")
-        raise Hint(f"wrong value for (mu1, sigma1, mu2, sigma2) = {case}: got {fmt(got)}; "
-                   "write E_p[log p − log q] with both Gaussian log-densities and simplify")
+        raise Hint(
+            f"wrong value for (mu1, sigma1, mu2, sigma2) = {case}: got {fmt(got)}; "
+            "write E_p[log p − log q] with both Gaussian log-densities and simplify"
+        )
     return "KL matches the closed form on 4 pairs of Gaussians."
 
 
@@ -54,17 +58,20 @@ def check_monte_carlo_kl(fn: Callable) -> str:
     want = float((log_p(x) - log_q(x)).mean())
     exact = _kl(0.0, 1.0, 1.0, 2.0)
     if close(got, want, rtol=1e-8):
-        return (f"Monte Carlo KL = {fmt(got)} nats with 20,000 samples; closed form "
-                f"{fmt(exact)}.")
+        return f"Monte Carlo KL = {fmt(got)} nats with 20,000 samples; closed form {fmt(exact)}."
     if close(got, -want, rtol=1e-8):
         raise Hint("sign: eq (1) is E_p[log p(x)] − E_p[log q(x)], yours is the opposite")
     if close(got, want * len(x), rtol=1e-8):
-        raise Hint(f"off by a factor n = {len(x)}: an expectation is estimated by the mean "
-                   "over the samples, not the sum")
+        raise Hint(
+            f"off by a factor n = {len(x)}: an expectation is estimated by the mean "
+            "over the samples, not the sum"
+        )
     if close(got, float((log_p(x).exp() - log_q(x).exp()).mean()), rtol=1e-8):
         raise Hint("use log-densities: log_p and log_q already return log p(x) and log q(x)")
-    raise Hint(f"got {fmt(got)}, which is not the sample mean of log p(x) − log q(x) "
-               "over the given samples x")
+    raise Hint(
+        f"got {fmt(got)}, which is not the sample mean of log p(x) − log q(x) "
+        "over the given samples x"
+    )
 
 
 def _gauss_data() -> torch.Tensor:
@@ -86,15 +93,19 @@ def check_gaussian_nll(fn: Callable) -> str:
         if close(got, want * len(x), rtol=1e-9):
             raise Hint(f"off by a factor n = {len(x)}: eq (4) averages over the data set")
         if close(got - want, -0.5 * math.log(2 * math.pi) - math.log(sigma), rtol=1e-9):
-            raise Hint("off by a constant: you dropped the normalisation log(σ√(2π)); it "
-                       "depends on σ, so it matters when σ is learned")
+            raise Hint(
+                "off by a constant: you dropped the normalisation log(σ√(2π)); it "
+                "depends on σ, so it matters when σ is learned"
+            )
         if close(got - want, -0.5 * math.log(2 * math.pi), rtol=1e-9):
             raise Hint("off by ½·log(2π): the normalisation constant is missing")
         sq = stats.norm(mu, sigma**0.5).logpdf(x.numpy()).mean()
         if close(got, float(-sq), rtol=1e-9):
             raise Hint("σ is a standard deviation, not a variance")
-        raise Hint(f"wrong value for mu={mu}, sigma={sigma}: got {fmt(got)}; compare with "
-                   "scipy.stats.norm(mu, sigma).logpdf")
+        raise Hint(
+            f"wrong value for mu={mu}, sigma={sigma}: got {fmt(got)}; compare with "
+            "scipy.stats.norm(mu, sigma).logpdf"
+        )
     return "NLL matches −mean(scipy.stats.norm.logpdf) for 3 parameter values."
 
 
@@ -114,8 +125,10 @@ def check_gaussian_mle(fn: Callable) -> str:
     if close(sigma, math.sqrt(var), rtol=1e-9):
         return f"mu = {fmt(mu)}, sigma = {fmt(sigma)} (true values 2 and 1.5, n = {n})."
     if close(sigma, math.sqrt(var * n / (n - 1)), rtol=1e-9):
-        raise Hint("you used the unbiased (n − 1) estimator (torch.std's default); the NLL "
-                   "minimiser divides by n: use unbiased=False / correction=0")
+        raise Hint(
+            "you used the unbiased (n − 1) estimator (torch.std's default); the NLL "
+            "minimiser divides by n: use unbiased=False / correction=0"
+        )
     if close(sigma, var, rtol=1e-9):
         raise Hint("you returned the variance; return the standard deviation sigma")
     raise Hint(f"sigma = {fmt(sigma)} is not the minimiser: set ∂NLL/∂sigma = 0 and solve")
@@ -131,11 +144,15 @@ def check_grid_points(fn: Callable[[], float]) -> str:
     if close(got, 1568.0, rtol=1e-9, atol=1e-6):
         return "10^1568 points (about 10^80 atoms in the universe): a grid cannot scale."
     if close(got, 784 * 100) or close(got, math.log10(784 * 100)):
-        raise Hint("a grid is a Cartesian product: m points per axis in D dimensions give "
-                   "m·m·…·m points, not m·D")
+        raise Hint(
+            "a grid is a Cartesian product: m points per axis in D dimensions give "
+            "m·m·…·m points, not m·D"
+        )
     if close(got, 4.0) or close(got, 1e4):
         raise Hint("that is the 2-D grid of the lecture; the question is about D = 784")
     if got > 1e4:
         raise Hint("return the base-10 logarithm of the number of points")
-    raise Hint(f"got {fmt(got)}; count the points of a grid with 100 values per axis in "
-               "784 dimensions, then take log10")
+    raise Hint(
+        f"got {fmt(got)}; count the points of a grid with 100 values per axis in "
+        "784 dimensions, then take log10"
+    )

@@ -29,8 +29,7 @@ def check_density_neg_log_uniform(fn: Callable[[torch.Tensor], torch.Tensor]) ->
     if close(got[pos], torch.exp(z[pos]), rtol=1e-9):
         raise Hint("sign: f⁻¹(z) = exp(−z), so the density decreases with z")
     if close(got[pos], torch.ones_like(got[pos]), rtol=1e-9):
-        raise Hint("p_U(f⁻¹(z)) = 1 is only the first factor of eq (9): multiply by "
-                   "|d f⁻¹(z)/dz|")
+        raise Hint("p_U(f⁻¹(z)) = 1 is only the first factor of eq (9): multiply by |d f⁻¹(z)/dz|")
     raise Hint("does not match scipy.stats.expon.pdf; find f⁻¹, then apply eq (9)")
 
 
@@ -41,12 +40,27 @@ def _cases_1d() -> list[tuple[str, Callable, Callable, torch.Tensor, torch.Tenso
     z_pos = torch.linspace(0.05, 6.0, 60, dtype=torch.float64)
     z_all = torch.linspace(-5.0, 5.0, 61, dtype=torch.float64)
     return [
-        ("exp of a normal (increasing)", normal, torch.log, z_pos,
-         torch.as_tensor(stats.lognorm(s=1.0).pdf(z_pos.numpy()))),
-        ("f(x) = 1 − 2x (decreasing)", normal, lambda z: (1.0 - z) / 2.0, z_all,
-         torch.as_tensor(stats.norm(1.0, 2.0).pdf(z_all.numpy()))),
-        ("logit of a uniform", uniform, torch.sigmoid, z_all,
-         torch.as_tensor(stats.logistic.pdf(z_all.numpy()))),
+        (
+            "exp of a normal (increasing)",
+            normal,
+            torch.log,
+            z_pos,
+            torch.as_tensor(stats.lognorm(s=1.0).pdf(z_pos.numpy())),
+        ),
+        (
+            "f(x) = 1 − 2x (decreasing)",
+            normal,
+            lambda z: (1.0 - z) / 2.0,
+            z_all,
+            torch.as_tensor(stats.norm(1.0, 2.0).pdf(z_all.numpy())),
+        ),
+        (
+            "logit of a uniform",
+            uniform,
+            torch.sigmoid,
+            z_all,
+            torch.as_tensor(stats.logistic.pdf(z_all.numpy())),
+        ),
     ]
 
 
@@ -62,17 +76,24 @@ def check_density_1d(fn: Callable) -> str:
         (dinv,) = torch.autograd.grad(y.sum(), x)
         base = p_x(y.detach())
         if close(got, base, rtol=1e-8, atol=1e-12):
-            raise Hint(f"{name}: you returned p_X(f⁻¹(z)) only — the Jacobian factor "
-                       "|d f⁻¹(z)/dz| of eq (9) is missing")
+            raise Hint(
+                f"{name}: you returned p_X(f⁻¹(z)) only — the Jacobian factor "
+                "|d f⁻¹(z)/dz| of eq (9) is missing"
+            )
         if close(got, -want, rtol=1e-8, atol=1e-12) or bool((got < 0).any()):
-            raise Hint(f"{name}: negative density — f is decreasing here, so d f⁻¹/dz < 0; "
-                       "eq (9) takes its absolute value (eq 8)")
+            raise Hint(
+                f"{name}: negative density — f is decreasing here, so d f⁻¹/dz < 0; "
+                "eq (9) takes its absolute value (eq 8)"
+            )
         if close(got, base / dinv.abs(), rtol=1e-8, atol=1e-12):
             raise Hint(f"{name}: you divided by |d f⁻¹/dz| instead of multiplying by it")
-        raise Hint(f"{name}: does not match the exact density (scipy.stats); check both "
-                   "factors of eq (9)")
-    return ("eq (9) matches scipy.stats for an increasing map (lognormal), a decreasing map "
-            "(normal) and the logit of a uniform (logistic).")
+        raise Hint(
+            f"{name}: does not match the exact density (scipy.stats); check both factors of eq (9)"
+        )
+    return (
+        "eq (9) matches scipy.stats for an increasing map (lognormal), a decreasing map "
+        "(normal) and the logit of a uniform (logistic)."
+    )
 
 
 @checker("2.3", "inverse-CDF sampling of an exponential")
@@ -89,11 +110,15 @@ def check_sample_exponential(fn: Callable) -> str:
         if bool((got < 0).any()):
             raise Hint("negative samples: an exponential variable is ≥ 0 (check the sign)")
         if close(got, inc * rate**2, rtol=1e-8) or close(got, dec * rate**2, rtol=1e-8):
-            raise Hint(f"with rate = {rate} the mean should be 1/rate: divide by the rate "
-                       "instead of multiplying")
+            raise Hint(
+                f"with rate = {rate} the mean should be 1/rate: divide by the rate "
+                "instead of multiplying"
+            )
         raise Hint("not the inverse CDF: solve u = 1 − exp(−rate·x) for x")
-    return ("inverse-CDF sampling works (u ↦ −log(1−u)/rate is increasing, u ↦ −log(u)/rate "
-            "decreasing: both give Exponential(rate)).")
+    return (
+        "inverse-CDF sampling works (u ↦ −log(1−u)/rate is increasing, u ↦ −log(u)/rate "
+        "decreasing: both give Exponential(rate))."
+    )
 
 
 @checker("2.4", "log-density of the logistic by eq (10)")
@@ -105,16 +130,20 @@ def check_log_density_logistic(fn: Callable) -> str:
     if close(got, want, rtol=1e-8, atol=1e-10):
         return "log p_X matches scipy.stats.logistic.logpdf on [−15, 15]."
     if not bool(torch.isfinite(got).all()):
-        raise Hint("non-finite values at large |x|: write log σ(x) and log(1 − σ(x)) with "
-                   "torch.nn.functional.logsigmoid (log(1 − σ(x)) = logsigmoid(−x))")
+        raise Hint(
+            "non-finite values at large |x|: write log σ(x) and log(1 − σ(x)) with "
+            "torch.nn.functional.logsigmoid (log(1 − σ(x)) = logsigmoid(−x))"
+        )
     if close(got, want.exp(), rtol=1e-8, atol=1e-12):
         raise Hint("this is the density p_X(x); return its logarithm")
     if close(got, torch.zeros_like(got), atol=1e-12):
         raise Hint("log p_U(σ(x)) = 0 is only the first term of eq (10): add log|σ'(x)|")
     if close(got, -want, rtol=1e-8):
         raise Hint("sign: the log of a derivative term is ADDED in eq (10)")
-    raise Hint("does not match scipy.stats.logistic.logpdf; apply eq (10) with f = sigmoid "
-               "and p_Z = Uniform(0, 1)")
+    raise Hint(
+        "does not match scipy.stats.logistic.logpdf; apply eq (10) with f = sigmoid "
+        "and p_Z = Uniform(0, 1)"
+    )
 
 
 @checker("2.5", "peak of the density of 3X + 1")
@@ -125,8 +154,10 @@ def check_peak_density(fn: Callable[[], float]) -> str:
     if close(got, want, rtol=1e-4):
         return f"max p_Z = 1/(3√(2π)) ≈ {fmt(want)}, reached at z = 1."
     if close(got, 3.0 / _SQRT_2PI, rtol=1e-4):
-        raise Hint("you multiplied by |f'(x)| = 3; eq (9) uses |d f⁻¹/dz| = 1/3 (a stretched "
-                   "variable has a lower density)")
+        raise Hint(
+            "you multiplied by |f'(x)| = 3; eq (9) uses |d f⁻¹/dz| = 1/3 (a stretched "
+            "variable has a lower density)"
+        )
     if close(got, 1.0 / _SQRT_2PI, rtol=1e-4):
         raise Hint("that is the peak of p_X; the Jacobian factor of eq (9) is missing")
     if close(got, 1.0):

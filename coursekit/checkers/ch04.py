@@ -42,8 +42,10 @@ def _split_out(out, x: Tensor, what: str) -> tuple[Tensor, Tensor]:
     first, ld = as_pair(out, what)
     first = as_tensor(first, tuple(x.shape), f"the first output of {what}")
     if isinstance(ld, Tensor) and ld.dim() == 2 and ld.shape[0] == x.shape[0]:
-        raise Hint(f"log_det has shape {tuple(ld.shape)}: sum over the features so that it "
-                   f"has shape (batch,) = ({x.shape[0]},)")
+        raise Hint(
+            f"log_det has shape {tuple(ld.shape)}: sum over the features so that it "
+            f"has shape (batch,) = ({x.shape[0]},)"
+        )
     ld = as_tensor(ld, (x.shape[0],), f"the log_det of {what}")
     return first, ld
 
@@ -66,13 +68,16 @@ def check_coupling_forward(fn: Callable) -> str:
             raise Hint("order: scale first, then shift — z2 = x2 ⊙ exp(s) + t")
         if close(z2, x2 * torch.exp(-s) + t, rtol=1e-9):
             raise Hint("the forward scales by exp(+s); exp(−s) belongs to the inverse")
-        raise Hint("z2 is wrong: it should be x2 ⊙ exp(s(x1)) + t(x1), with s and t computed "
-                   "from the kept part x1 = x[:, mask]")
+        raise Hint(
+            "z2 is wrong: it should be x2 ⊙ exp(s(x1)) + t(x1), with s and t computed "
+            "from the kept part x1 = x[:, mask]"
+        )
     if close(ld, ld_ref, rtol=1e-9, atol=1e-12):
         return "z and log|det| = Σ s(x1) are right (eq 12)."
     if close(ld, -ld_ref, rtol=1e-9, atol=1e-12):
-        raise Hint("wrong sign of the log-det: the forward layer expands by exp(s), so "
-                   "log|det| = +Σ s")
+        raise Hint(
+            "wrong sign of the log-det: the forward layer expands by exp(s), so log|det| = +Σ s"
+        )
     if close(ld, torch.exp(s).sum(1), rtol=1e-9):
         raise Hint("log|det| = Σ s(x1) (eq 12), not Σ exp(s(x1))")
     if close(ld, torch.exp(s).prod(1), rtol=1e-9):
@@ -93,19 +98,24 @@ def check_coupling_inverse(fn: Callable) -> str:
         if not close(x_back[:, mask], x[:, mask], atol=1e-12):
             raise Hint("the kept coordinates z1 must pass through unchanged")
         if close(back2, z2 * torch.exp(-s) - t, rtol=1e-9):
-            raise Hint("inverse does not undo forward: undo the shift BEFORE the scale, "
-                       "x2 = (z2 − t) ⊙ exp(−s)")
+            raise Hint(
+                "inverse does not undo forward: undo the shift BEFORE the scale, "
+                "x2 = (z2 − t) ⊙ exp(−s)"
+            )
         if close(back2, (z2 - t) * torch.exp(s), rtol=1e-9):
-            raise Hint("inverse does not undo forward: divide by exp(s), i.e. multiply by "
-                       "exp(−s)")
+            raise Hint("inverse does not undo forward: divide by exp(s), i.e. multiply by exp(−s)")
         err = float((x_back - x).abs().max())
-        raise Hint(f"inverse does not undo forward (max error {err:.3g}); s and t come from "
-                   "z1 = z[:, mask] (equal to x1)")
+        raise Hint(
+            f"inverse does not undo forward (max error {err:.3g}); s and t come from "
+            "z1 = z[:, mask] (equal to x1)"
+        )
     if close(ld, -ld_fwd, rtol=1e-9, atol=1e-12):
         return "inverse(forward(x)) = x to 1e-10 and log|det ∂x/∂z| = −Σ s."
     if close(ld, ld_fwd, rtol=1e-9, atol=1e-12):
-        raise Hint("wrong sign of the log-det: the inverse shrinks by exp(−s), so its "
-                   "log|det| = −Σ s (forward and inverse log-dets sum to 0)")
+        raise Hint(
+            "wrong sign of the log-det: the inverse shrinks by exp(−s), so its "
+            "log|det| = −Σ s (forward and inverse log-dets sum to 0)"
+        )
     raise Hint("x is right but log_det is not: it should be −Σ s(z1)")
 
 
@@ -146,8 +156,7 @@ def check_compose(fn: Callable) -> str:
     if close(ld, want, rtol=1e-9, atol=1e-10):
         return "z and the total log-det Σ_i log|det J_{l_i}(x_{i−1})| are right (eq 13)."
     if close(ld, torch.stack(at_x).sum(0), rtol=1e-9, atol=1e-10):
-        raise Hint("each log-det must be evaluated at x_{i−1} (the layer's own input), "
-                   "not at x")
+        raise Hint("each log-det must be evaluated at x_{i−1} (the layer's own input), not at x")
     if close(ld, torch.stack(lds).prod(0), rtol=1e-9, atol=1e-10):
         raise Hint("determinants multiply, so log-dets ADD (eq 13)")
     if close(ld, lds[-1], rtol=1e-9, atol=1e-10):
@@ -193,12 +202,16 @@ def check_largest_log_det_layer(fn: Callable[[], int]) -> str:
         raise Hint("layers are numbered from 1 as in the slides (l_1, …, l_n), not from 0")
     absbest = max(range(len(lds)), key=lambda i: abs(lds[i])) + 1
     if got == absbest:
-        raise Hint("that layer has the largest |log-det|; the question asks for the largest "
-                   "(most positive) log-det")
+        raise Hint(
+            "that layer has the largest |log-det|; the question asks for the largest "
+            "(most positive) log-det"
+        )
     if got == min(range(len(lds)), key=lambda i: lds[i]) + 1:
         raise Hint("that is the smallest log-det")
-    raise Hint("not that layer: run x through the layers one by one and record each "
-               "layer's log-det at its own input x_{i−1}")
+    raise Hint(
+        "not that layer: run x through the layers one by one and record each "
+        "layer's log-det at its own input x_{i−1}"
+    )
 
 
 @checker("4.5", "zeros of a coupling layer's Jacobian")
@@ -206,14 +219,19 @@ def check_jacobian_zeros(fn: Callable[[], int]) -> str:
     """``fn()`` = entries of the 6×6 Jacobian (k = 2) that are 0 whatever s and t are."""
     got = as_float(call(fn))
     if got == 22:
-        return ("22 = 2·4 (upper-right block) + 2 (off-diagonal of I_2) + 12 (off-diagonal of "
-                "diag(exp s)).")
+        return (
+            "22 = 2·4 (upper-right block) + 2 (off-diagonal of I_2) + 12 (off-diagonal of "
+            "diag(exp s))."
+        )
     if got == 8:
-        raise Hint("the zero upper-right block has 8 entries, but I_k and diag(exp(s)) have "
-                   "zeros off their diagonals too")
+        raise Hint(
+            "the zero upper-right block has 8 entries, but I_k and diag(exp(s)) have "
+            "zeros off their diagonals too"
+        )
     if got == 20:
         raise Hint("the identity block I_k has off-diagonal zeros too")
     if got in (30, 36 - 6):
         raise Hint("∂z2/∂x1 is a full block, not zero in general")
-    raise Hint("count block by block: J = [[I_k, 0], [∂z2/∂x1, diag(exp(s))]] with k = 2, "
-               "d − k = 4")
+    raise Hint(
+        "count block by block: J = [[I_k, 0], [∂z2/∂x1, diag(exp(s))]] with k = 2, d − k = 4"
+    )

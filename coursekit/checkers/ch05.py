@@ -46,8 +46,10 @@ def check_flow_log_prob(fn: Callable) -> str:
             raise Hint("sign of the log-det: log p_X(x) = log p_Z(f(x)) + log|det J_f(x)|")
         off = 0.5 * d * math.log(2 * math.pi)
         if close(got - want, torch.full_like(got, off), rtol=1e-9):
-            raise Hint(f"off by (d/2)·log(2π) = {off:.4f} for d = {d}: the normalisation "
-                       "constant of N(0, I) is missing")
+            raise Hint(
+                f"off by (d/2)·log(2π) = {off:.4f} for d = {d}: the normalisation "
+                "constant of N(0, I) is missing"
+            )
         raise Hint(f"wrong value for d = {d}: log N(z; 0, I) = −½‖z‖² − (d/2)·log(2π)")
     return "log p_X = log N(f(x); 0, I) + log|det J_f(x)| for d = 2 and d = 5."
 
@@ -64,12 +66,16 @@ def check_nll_loss(fn: Callable) -> str:
     flow, x = _nll_flow()
     out = call(fn, flow, x.clone())
     if isinstance(out, float):
-        raise Hint("return a tensor connected to the graph (no .item()), so that "
-                   "loss.backward() can train the flow")
+        raise Hint(
+            "return a tensor connected to the graph (no .item()), so that "
+            "loss.backward() can train the flow"
+        )
     got = as_float(out, "your loss")
     if isinstance(out, Tensor) and not out.requires_grad:
-        raise Hint("the loss is detached from the flow's parameters (torch.no_grad or "
-                   ".detach()?): loss.backward() could not train it")
+        raise Hint(
+            "the loss is detached from the flow's parameters (torch.no_grad or "
+            ".detach()?): loss.backward() could not train it"
+        )
     with torch.no_grad():
         z, ld = flow(x)
     lp = standard_normal_log_prob(z) + ld
@@ -84,8 +90,10 @@ def check_nll_loss(fn: Callable) -> str:
         raise Hint("the log-det term of eq (14) is missing")
     if close(got, float(-(standard_normal_log_prob(z) - ld).mean()), rtol=1e-9):
         raise Hint("sign of the log-det: log p_X = log p_Z(f(x)) + log|det J_f(x)|")
-    raise Hint(f"got {fmt(got)}; the flow's forward returns (z, log_det): combine them by "
-               "eq (14) and average")
+    raise Hint(
+        f"got {fmt(got)}; the flow's forward returns (z, log_det): combine them by "
+        "eq (14) and average"
+    )
 
 
 @checker("5.3", "sampling with a temperature")
@@ -98,20 +106,26 @@ def check_sample_with_temperature(fn: Callable) -> str:
         if isinstance(a, tuple):
             raise Hint("inverse(z) returns (x, log_det): return only x")
         a = as_tensor(a, (n, dim), "your sampler")
-        b = as_tensor(call(fn, identity, n, dim, temp, torch.Generator().manual_seed(11)),
-                      (n, dim), "your sampler")
+        b = as_tensor(
+            call(fn, identity, n, dim, temp, torch.Generator().manual_seed(11)),
+            (n, dim),
+            "your sampler",
+        )
         if not torch.equal(a, b):
-            raise Hint("two calls with equally seeded generators differ: draw the noise "
-                       "with torch.randn(..., generator=generator)")
+            raise Hint(
+                "two calls with equally seeded generators differ: draw the noise "
+                "with torch.randn(..., generator=generator)"
+            )
         std = float(a.std())
         if abs(std - temp) > 0.03:
             if abs(std - temp**2) < 0.03 and temp != 1.0:
-                raise Hint("the temperature scales the standard deviation, z = T·ε (variance "
-                           "T²), not the variance")
+                raise Hint(
+                    "the temperature scales the standard deviation, z = T·ε (variance "
+                    "T²), not the variance"
+                )
             if abs(std - 1.0) < 0.03:
                 raise Hint("the temperature is ignored: multiply the noise by T")
-            raise Hint(f"with T = {temp} the latent samples should have std {temp}, "
-                       f"got {std:.3f}")
+            raise Hint(f"with T = {temp} the latent samples should have std {temp}, got {std:.3f}")
     flow = FlowSequence(random_couplings(n_layers=2, dim=2, seed=8)).float()
     m = 4_000
     with torch.no_grad():
@@ -125,8 +139,10 @@ def check_sample_with_temperature(fn: Callable) -> str:
     if close(x, z, rtol=1e-6, atol=1e-7):
         raise Hint("you returned the latent noise; map it through inverse(z)")
     if abs(float(z_back.std()) - 0.7) > 0.03:
-        raise Hint("f(x) of your samples does not look like T·ε: apply inverse(T·ε) and "
-                   "return its first output")
+        raise Hint(
+            "f(x) of your samples does not look like T·ε: apply inverse(T·ε) and "
+            "return its first output"
+        )
     return "latent std = T, reproducible with a generator, mapped through f⁻¹."
 
 
@@ -146,22 +162,21 @@ def check_inverse_trajectory(fn: Callable) -> str:
     if not isinstance(out, (list, tuple)):
         raise Hint(f"return a list of tensors, got {type(out).__name__}")
     if len(out) != len(layers) + 1:
-        raise Hint(f"expected {len(layers) + 1} tensors (z, then one per layer), got "
-                   f"{len(out)}")
+        raise Hint(f"expected {len(layers) + 1} tensors (z, then one per layer), got {len(out)}")
     steps = [as_tensor(s, tuple(z.shape), f"step {i} of your list") for i, s in enumerate(out)]
     if not close(steps[0], z, atol=1e-12):
         raise Hint("the list should start with z itself")
     if all(close(a, b, rtol=1e-9, atol=1e-10) for a, b in zip(steps, want, strict=True)):
         return "x_new = l_1⁻¹ ∘ … ∘ l_n⁻¹(z), every intermediate step right."
     if all(close(a, b, rtol=1e-9, atol=1e-10) for a, b in zip(steps, wrong_order, strict=True)):
-        raise Hint("wrong order: generation undoes the LAST layer first, l_n⁻¹, then "
-                   "l_{n−1}⁻¹, …, l_1⁻¹")
+        raise Hint(
+            "wrong order: generation undoes the LAST layer first, l_n⁻¹, then l_{n−1}⁻¹, …, l_1⁻¹"
+        )
     with torch.no_grad():
         fwd = layers[-1](z)[0]
     if close(steps[1], fwd, rtol=1e-9, atol=1e-10):
         raise Hint("use layer.inverse(z)[0], not layer(z) (the forward direction)")
-    raise Hint("the steps are wrong: apply layer.inverse to the previous step, last layer "
-               "first")
+    raise Hint("the steps are wrong: apply layer.inverse to the previous step, last layer first")
 
 
 def _entropy_4modes() -> float:
@@ -177,12 +192,18 @@ def check_kl_from_nll(fn: Callable[[], float]) -> str:
     h = _entropy_4modes()
     want = REPORTED_NLL - h
     if abs(got - want) < 0.01:
-        return (f"KL = NLL − H(p) = {REPORTED_NLL} − {h:.3f} ≈ {want:.3f} nats: the NLL can "
-                "never go below the entropy H(p).")
+        return (
+            f"KL = NLL − H(p) = {REPORTED_NLL} − {h:.3f} ≈ {want:.3f} nats: the NLL can "
+            "never go below the entropy H(p)."
+        )
     if abs(got + want) < 0.01:
         raise Hint("sign: by eq (1), KL = E_p[log p] − E_p[log p_θ] = NLL − H(p) ≥ 0")
     if abs(got - REPORTED_NLL) < 1e-9:
-        raise Hint("the NLL is only the second term of eq (1): subtract the entropy "
-                   "H(p) = −E_p[log p(x)] of the 4-mode data")
-    raise Hint(f"got {fmt(got)}; estimate E_p[log p(x)] with four_modes().log_prob on many "
-               "samples (or in closed form) and use eq (1)")
+        raise Hint(
+            "the NLL is only the second term of eq (1): subtract the entropy "
+            "H(p) = −E_p[log p(x)] of the 4-mode data"
+        )
+    raise Hint(
+        f"got {fmt(got)}; estimate E_p[log p(x)] with four_modes().log_prob on many "
+        "samples (or in closed form) and use eq (1)"
+    )

@@ -51,21 +51,28 @@ def check_dequantize(fn: Callable) -> str:
     if bool((y < 0).any()) or bool((y >= 1).any()):
         if close(y, xf / 255, atol=1e-6) or bool((y > 1).any()) and float(y.max()) < 1.01:
             raise Hint("divide by 256, not 255: (255 + u)/256 stays below 1")
-        raise Hint(f"values should lie in [0, 1), got range [{fmt(float(y.min()))}, "
-                   f"{fmt(float(y.max()))}]: divide by 256")
+        raise Hint(
+            f"values should lie in [0, 1), got range [{fmt(float(y.min()))}, "
+            f"{fmt(float(y.max()))}]: divide by 256"
+        )
     if close(y, xf / 256, atol=1e-7) or close(y, xf / 255, atol=1e-7):
-        raise Hint("no noise added: add u ~ Uniform[0, 1) to each pixel before dividing, or "
-                   "the model can put infinite density on the 256 levels")
+        raise Hint(
+            "no noise added: add u ~ Uniform[0, 1) to each pixel before dividing, or "
+            "the model can put infinite density on the 256 levels"
+        )
     if not torch.equal(torch.floor(y * 256).clamp(max=255), xf):
-        raise Hint("floor(256·y) should give back the original pixel: use (x + u)/256 with "
-                   "u in [0, 1)")
+        raise Hint(
+            "floor(256·y) should give back the original pixel: use (x + u)/256 with u in [0, 1)"
+        )
     y2 = as_tensor(call(fn, x.clone(), torch.Generator().manual_seed(0)), tuple(x.shape))
     if not torch.equal(y, y2):
         raise Hint("not reproducible: draw u with torch.rand(..., generator=generator)")
     frac = y * 256 - xf
     if abs(float(frac.mean()) - 0.5) > 0.05:
-        raise Hint(f"the noise should be uniform on [0, 1): its mean is {fmt(float(frac.mean()))}"
-                   ", expected 0.5")
+        raise Hint(
+            f"the noise should be uniform on [0, 1): its mean is {fmt(float(frac.mean()))}"
+            ", expected 0.5"
+        )
     return "y = (x + u)/256 in [0, 1), reproducible, and floor(256·y) = x."
 
 
@@ -80,8 +87,9 @@ def _logit_ref(y: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
 def check_logit_transform(fn: Callable) -> str:
     """``fn(y, alpha) -> (z, log_det)``, ``z = logit(α + (1 − 2α) y)``, log_det (batch,)."""
     g = torch.Generator().manual_seed(1)
-    y = (synthetic_images(8).double() + torch.rand(8, 1, 8, 8, generator=g,
-                                                   dtype=torch.float64)) / 256
+    y = (
+        synthetic_images(8).double() + torch.rand(8, 1, 8, 8, generator=g, dtype=torch.float64)
+    ) / 256
     alpha = 0.05
     z, ld = as_pair(call(fn, y.clone(), alpha), "your logit_transform")
     z = as_tensor(z, tuple(y.shape), "z")
@@ -92,20 +100,28 @@ def check_logit_transform(fn: Callable) -> str:
     n_dims = y[0].numel()
     if not close(z, z_ref, rtol=1e-9, atol=1e-10):
         if close(z, torch.logit(y), rtol=1e-9):
-            raise Hint("squeeze y into [α, 1 − α] first, p = α + (1 − 2α)·y, so that pixels "
-                       "near 0 or 1 do not map to ±∞")
+            raise Hint(
+                "squeeze y into [α, 1 − α] first, p = α + (1 − 2α)·y, so that pixels "
+                "near 0 or 1 do not map to ±∞"
+            )
         raise Hint("z is wrong: z = log p − log(1 − p) with p = α + (1 − 2α)·y")
     if close(ld, ld_ref, rtol=1e-9, atol=1e-9):
         return "z and log|det| = Σ [log(1 − 2α) − log p − log(1 − p)] are right."
     off = n_dims * math.log(1 - 2 * alpha)
     if close(ld - ld_ref, torch.full_like(ld, -off), rtol=1e-7):
-        raise Hint(f"off by D·log(1 − 2α) = {off:.3f}: the affine step p = α + (1 − 2α)·y "
-                   "has its own Jacobian factor (1 − 2α) per pixel")
+        raise Hint(
+            f"off by D·log(1 − 2α) = {off:.3f}: the affine step p = α + (1 − 2α)·y "
+            "has its own Jacobian factor (1 − 2α) per pixel"
+        )
     if close(ld, -ld_ref, rtol=1e-9):
-        raise Hint("wrong sign of the log-det: d logit(p)/dp = 1/(p(1 − p)) > 1, so the "
-                   "log-det is positive")
-    raise Hint("log_det is wrong: the derivative of z with respect to y is "
-               "(1 − 2α)/(p(1 − p)) per pixel; sum its log over the pixels")
+        raise Hint(
+            "wrong sign of the log-det: d logit(p)/dp = 1/(p(1 − p)) > 1, so the "
+            "log-det is positive"
+        )
+    raise Hint(
+        "log_det is wrong: the derivative of z with respect to y is "
+        "(1 − 2α)/(p(1 − p)) per pixel; sum its log over the pixels"
+    )
 
 
 @checker("6.3", "bits per dimension")
@@ -118,8 +134,10 @@ def check_bits_per_dim(fn: Callable) -> str:
     if close(got, want, rtol=1e-9):
         return f"{fmt(got)} bits/dim: −mean(log p)/(D·ln 2) + log2(256)."
     if close(got, want - 8.0, rtol=1e-9):
-        raise Hint("off by exactly 8: the density on [0, 1)^D must be converted to the 8-bit "
-                   "scale [0, 256)^D, which subtracts D·log(256) from log p")
+        raise Hint(
+            "off by exactly 8: the density on [0, 1)^D must be converted to the 8-bit "
+            "scale [0, 256)^D, which subtracts D·log(256) from log p"
+        )
     if close(got, (want - 8.0) * math.log(2), rtol=1e-9) or close(
         got, (want - 8.0) * math.log(2) + 8, rtol=1e-9
     ):
@@ -142,13 +160,16 @@ def check_squeeze(squeeze: Callable, unsqueeze: Callable) -> str:
             block = x[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(2, -1)
             got = y[:, :, i, j]
             if not torch.equal(got.sort(1).values, block.sort(1).values):
-                raise Hint("each output position (i, j) must hold the 4C values of the input "
-                           "block rows 2i:2i+2, columns 2j:2j+2 (a plain reshape mixes "
-                           "pixels from different places)")
+                raise Hint(
+                    "each output position (i, j) must hold the 4C values of the input "
+                    "block rows 2i:2i+2, columns 2j:2j+2 (a plain reshape mixes "
+                    "pixels from different places)"
+                )
     back = as_tensor(call(unsqueeze, y.clone()), tuple(x.shape), "your unsqueeze")
     if not torch.equal(back, x):
-        raise Hint("unsqueeze(squeeze(x)) does not give back x: undo the same permutes in "
-                   "reverse order")
+        raise Hint(
+            "unsqueeze(squeeze(x)) does not give back x: undo the same permutes in reverse order"
+        )
     return "2×2 blocks become channels (no pixel moves far) and unsqueeze inverts it exactly."
 
 

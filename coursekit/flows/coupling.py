@@ -68,6 +68,18 @@ def _mask_to_bool(mask: Sequence[int] | Sequence[bool] | Tensor) -> Tensor:
     return m
 
 
+def _contiguous_blocks(kept: Tensor, changed: Tensor) -> str | None:
+    """``"kept_first"`` / ``"changed_first"`` when the kept and changed indices are two
+    contiguous blocks ``[0, k)`` and ``[k, d)`` (or the other way round), else ``None``."""
+    d = kept.numel() + changed.numel()
+    order = torch.cat([kept, changed])
+    if torch.equal(order, torch.arange(d)):
+        return "kept_first"
+    if torch.equal(torch.cat([changed, kept]), torch.arange(d)):
+        return "changed_first"
+    return None
+
+
 class AffineCoupling(Bijection):
     """Affine coupling layer ``l(x) = [x1, x2 ⊙ exp(s(x1)) + t(x1)]`` on vectors of size ``d``.
 
@@ -101,6 +113,10 @@ class AffineCoupling(Bijection):
         self.register_buffer("changed", changed)
         # Gather [x1, x2] back into the original order.
         self.register_buffer("unsort", torch.argsort(torch.cat([kept, changed])))
+        # Fast path: when the kept and the changed coordinates are two contiguous blocks (as
+        # with RealNVP's alternating half masks), split by slicing (views, no gather) and
+        # rejoin by concatenation in block order; otherwise gather with index tensors.
+        self._blocks = _contiguous_blocks(kept, changed)
         self.conditioner = (
             conditioner if conditioner is not None else mlp(len(kept), 2 * len(changed), hidden)
         )
@@ -118,17 +134,34 @@ class AffineCoupling(Bijection):
         s = self.scale_bound * torch.tanh(raw_s / self.scale_bound)
         return s, t
 
+    def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(x[:, kept], x[:, changed])``."""
+        if self._blocks is None:
+            return x[:, self.kept], x[:, self.changed]
+        k = self.kept.numel()
+        if self._blocks == "kept_first":
+            return x[:, :k], x[:, k:]
+        return x[:, -k:], x[:, :-k]
+
+    def _join(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """Inverse of :meth:`_split`."""
+        if self._blocks is None:
+            return torch.cat([x1, x2], dim=1)[:, self.unsort]
+        if self._blocks == "kept_first":
+            return torch.cat([x1, x2], dim=1)
+        return torch.cat([x2, x1], dim=1)
+
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x1, x2 = x[:, self.kept], x[:, self.changed]
+        x1, x2 = self._split(x)
         s, t = self.scale_and_shift(x1)
         z2 = x2 * torch.exp(s) + t
-        return torch.cat([x1, z2], dim=1)[:, self.unsort], s.sum(dim=1)
+        return self._join(x1, z2), s.sum(dim=1)
 
     def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        z1, z2 = z[:, self.kept], z[:, self.changed]
+        z1, z2 = self._split(z)
         s, t = self.scale_and_shift(z1)
         x2 = (z2 - t) * torch.exp(-s)
-        return torch.cat([z1, x2], dim=1)[:, self.unsort], -s.sum(dim=1)
+        return self._join(z1, x2), -s.sum(dim=1)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, mask={self.mask.int().tolist()}, scale_bound={self.scale_bound:g}"

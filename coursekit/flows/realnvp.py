@@ -47,8 +47,8 @@ class RealNVP(Flow):
     def __init__(
         self,
         dim: int,
-        n_layers: int = 8,
-        hidden: Sequence[int] = (64, 64),
+        n_layers: int = 12,
+        hidden: Sequence[int] = (32, 32),
         scale_bound: float = 3.0,
         permutation: str = "alternate",
         generator: torch.Generator | None = None,

@@ -106,8 +106,15 @@ def plot_histogram_vs_density(
     edges = np.linspace(zs.min(), zs.max(), bins + 1)
     counts, _ = np.histogram(s, bins=edges)
     heights = counts / (len(s) * np.diff(edges))
-    ax.bar(edges[:-1], heights, width=np.diff(edges), align="edge", alpha=0.4,
-           color="tab:gray", label=f"histogram of {len(s):,} samples")
+    ax.bar(
+        edges[:-1],
+        heights,
+        width=np.diff(edges),
+        align="edge",
+        alpha=0.4,
+        color="tab:gray",
+        label=f"histogram of {len(s):,} samples",
+    )
     ax.plot(zs, ps, color="tab:red", lw=2, label=density_label)
     if reference is not None:
         ref = _array(reference, "reference", ndim=1)
@@ -140,19 +147,45 @@ def plot_change_of_variable_1d(
     ax_x, ax_f, ax_z = _axes_list(axes, 3, figsize=(13.0, 3.6))
     x, p_x, f_x = state["x"], state["p_x"], state["f_x"]
     z, p_z, p_exact = state["z"], state["p_z"], state["p_z_exact"]
-    plot_density_1d(x, p_x, ax=ax_x, fill=True, color="tab:blue", title="input density $p_X$",
-                    xlabel="x", ylabel="$p_X(x)$")
+    plot_density_1d(
+        x,
+        p_x,
+        ax=ax_x,
+        fill=True,
+        color="tab:blue",
+        title="input density $p_X$",
+        xlabel="x",
+        ylabel="$p_X(x)$",
+    )
     direction = "increasing" if state["increasing"] else "decreasing"
     ax_f.plot(_array(x, "x"), _array(f_x, "f_x"), color="tab:purple")
     ax_f.set_xlabel("x")
     ax_f.set_ylabel("z = f(x)")
     ax_f.set_title(f"map z = {state['formula']} ({direction})")
     ax_f.grid(alpha=0.3)
-    plot_density_1d(z, p_z, ax=ax_z, fill=True, color="tab:red", label="$p_Z$ by eq. (9)",
-                    xlabel="z", ylabel="$p_Z(z)$", title="output density $p_Z$")
-    plot_density_1d(z, p_exact, ax=ax_z, color="k", ls="--", lw=1,
-                    label=f"scipy.stats ({state.get('target_name', 'exact')})",
-                    xlabel="z", ylabel="$p_Z(z)$", title="output density $p_Z$")
+    plot_density_1d(
+        z,
+        p_z,
+        ax=ax_z,
+        fill=True,
+        color="tab:red",
+        label="$p_Z$ by eq. (9)",
+        xlabel="z",
+        ylabel="$p_Z(z)$",
+        title="output density $p_Z$",
+    )
+    plot_density_1d(
+        z,
+        p_exact,
+        ax=ax_z,
+        color="k",
+        ls="--",
+        lw=1,
+        label=f"scipy.stats ({state.get('target_name', 'exact')})",
+        xlabel="z",
+        ylabel="$p_Z(z)$",
+        title="output density $p_Z$",
+    )
     return [ax_x, ax_f, ax_z]
 
 
@@ -181,8 +214,11 @@ def plot_density_2d(
 
 
 def grid_lines(
-    lo: float | Sequence[float], hi: float | Sequence[float], n_lines: int = 11,
-    n_points: int = 200, dtype: torch.dtype = torch.float64,
+    lo: float | Sequence[float],
+    hi: float | Sequence[float],
+    n_lines: int = 11,
+    n_points: int = 200,
+    dtype: torch.dtype = torch.float64,
 ) -> list[Tensor]:
     """Horizontal and vertical lines of a regular grid on the box ``[lo, hi]`` in R².
 
@@ -262,17 +298,30 @@ def plot_transport_2d(
         raise ValueError(f"state: missing keys {missing}; build it with transport_2d_state")
     ax_x, ax_z = _axes_list(axes, 2, figsize=(9.0, 4.2))
     extent = state["extent"]
-    plot_density_2d(state["p_x"], extent, ax=ax_x, title="$p_X$ and a regular grid",
-                    xlabel="$x_1$", ylabel="$x_2$")
-    plot_density_2d(state["p_z"], extent, ax=ax_z, title=f"$p_Z$ (eq. 11), {state['title']}",
-                    xlabel="$z_1$", ylabel="$z_2$")
+    plot_density_2d(
+        state["p_x"],
+        extent,
+        ax=ax_x,
+        title="$p_X$ and a regular grid",
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+    )
+    plot_density_2d(
+        state["p_z"],
+        extent,
+        ax=ax_z,
+        title=f"$p_Z$ (eq. 11), {state['title']}",
+        xlabel="$z_1$",
+        ylabel="$z_2$",
+    )
     for ax, key in ((ax_x, "lines_x"), (ax_z, "lines_z")):
         lines = state[key]
         half = len(lines) // 2
         for i, line in enumerate(lines):
             arr = _array(line, key, ndim=2)
-            ax.plot(arr[:, 0], arr[:, 1], color="white", lw=0.6, alpha=0.8,
-                    ls="-" if i < half else "--")
+            ax.plot(
+                arr[:, 0], arr[:, 1], color="white", lw=0.6, alpha=0.8, ls="-" if i < half else "--"
+            )
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
     return [ax_x, ax_z]
@@ -297,8 +346,12 @@ def plot_grid_cost(
     ax = _axes(ax)
     ax.plot(d, d * np.log10(m), marker="o", label=f"m = {m} points per axis")
     if budget is not None:
-        ax.axhline(np.log10(budget), color="tab:red", ls="--",
-                   label=f"10^{np.log10(budget):.0f} evaluations")
+        ax.axhline(
+            np.log10(budget),
+            color="tab:red",
+            ls="--",
+            label=f"10^{np.log10(budget):.0f} evaluations",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("dimension D")
     ax.set_ylabel("log10(number of grid points m^D)")
