@@ -94,17 +94,21 @@ def kl_ref(m1, s1, m2, s2):
 
 def test_ch01_kl_gaussians(capsys):
     accepts(capsys, ck.check_kl_gaussians, kl_ref)
-    rejects(capsys, ck.check_kl_gaussians, lambda m1, s1, m2, s2: kl_ref(m2, s2, m1, s1),
-            hint="KL(q ‖ p)")
+    rejects(
+        capsys,
+        ck.check_kl_gaussians,
+        lambda m1, s1, m2, s2: kl_ref(m2, s2, m1, s1),
+        hint="KL(q ‖ p)",
+    )
     rejects(capsys, ck.check_kl_gaussians, lambda *a: kl_ref(*a) + 0.5, hint="exactly 1/2")
 
 
 def test_ch01_monte_carlo_kl(capsys):
     accepts(capsys, ck.check_monte_carlo_kl, lambda lp, lq, x: (lp(x) - lq(x)).mean())
-    rejects(capsys, ck.check_monte_carlo_kl, lambda lp, lq, x: (lq(x) - lp(x)).mean(),
-            hint="sign")
-    rejects(capsys, ck.check_monte_carlo_kl, lambda lp, lq, x: (lp(x) - lq(x)).sum(),
-            hint="factor n")
+    rejects(capsys, ck.check_monte_carlo_kl, lambda lp, lq, x: (lq(x) - lp(x)).mean(), hint="sign")
+    rejects(
+        capsys, ck.check_monte_carlo_kl, lambda lp, lq, x: (lp(x) - lq(x)).sum(), hint="factor n"
+    )
 
 
 def nll_ref(x, mu, sigma):
@@ -114,17 +118,23 @@ def nll_ref(x, mu, sigma):
 def test_ch01_gaussian_nll(capsys):
     accepts(capsys, ck.check_gaussian_nll, nll_ref)
     rejects(capsys, ck.check_gaussian_nll, lambda x, m, s: -nll_ref(x, m, s), hint="sign")
-    rejects(capsys, ck.check_gaussian_nll, lambda x, m, s: (0.5 * ((x - m) / s) ** 2).mean(),
-            hint="normalisation")
-    rejects(capsys, ck.check_gaussian_nll, lambda x, m, s: nll_ref(x, m, s) * len(x),
-            hint="factor n")
+    rejects(
+        capsys,
+        ck.check_gaussian_nll,
+        lambda x, m, s: (0.5 * ((x - m) / s) ** 2).mean(),
+        hint="normalisation",
+    )
+    rejects(
+        capsys, ck.check_gaussian_nll, lambda x, m, s: nll_ref(x, m, s) * len(x), hint="factor n"
+    )
 
 
 def test_ch01_gaussian_mle(capsys):
     accepts(capsys, ck.check_gaussian_mle, lambda x: (x.mean(), x.std(correction=0)))
     rejects(capsys, ck.check_gaussian_mle, lambda x: (x.mean(), x.std()), hint="(n − 1)")
-    rejects(capsys, ck.check_gaussian_mle, lambda x: (x.mean(), x.var(correction=0)),
-            hint="variance")
+    rejects(
+        capsys, ck.check_gaussian_mle, lambda x: (x.mean(), x.var(correction=0)), hint="variance"
+    )
 
 
 def test_ch01_grid_points(capsys):
@@ -140,13 +150,18 @@ def test_ch01_grid_points(capsys):
 def test_ch02_density_neg_log_uniform(capsys):
     good = lambda z: torch.where(z >= 0, torch.exp(-z), torch.zeros_like(z))
     accepts(capsys, ck.check_density_neg_log_uniform, good)
-    rejects(capsys, ck.check_density_neg_log_uniform, lambda z: torch.exp(-z),
-            hint="never negative")
-    rejects(capsys, ck.check_density_neg_log_uniform,
-            lambda z: torch.where(z >= 0, -torch.exp(-z), torch.zeros_like(z)),
-            hint="ABSOLUTE value")
-    rejects(capsys, ck.check_density_neg_log_uniform, lambda z: (z >= 0).double(),
-            hint="first factor")
+    rejects(
+        capsys, ck.check_density_neg_log_uniform, lambda z: torch.exp(-z), hint="never negative"
+    )
+    rejects(
+        capsys,
+        ck.check_density_neg_log_uniform,
+        lambda z: torch.where(z >= 0, -torch.exp(-z), torch.zeros_like(z)),
+        hint="ABSOLUTE value",
+    )
+    rejects(
+        capsys, ck.check_density_neg_log_uniform, lambda z: (z >= 0).double(), hint="first factor"
+    )
 
 
 def _density_1d(p_x, f_inv, z, jac=True, absolute=True, divide=False):
@@ -161,55 +176,76 @@ def _density_1d(p_x, f_inv, z, jac=True, absolute=True, divide=False):
 
 def test_ch02_density_1d(capsys):
     accepts(capsys, ck.check_density_1d, _density_1d)
-    rejects(capsys, ck.check_density_1d, lambda *a: _density_1d(*a, jac=False),
-            hint="Jacobian factor")
-    rejects(capsys, ck.check_density_1d, lambda *a: _density_1d(*a, absolute=False),
-            hint="absolute value")
-    rejects(capsys, ck.check_density_1d, lambda *a: _density_1d(*a, divide=True),
-            hint="divided")
+    rejects(
+        capsys, ck.check_density_1d, lambda *a: _density_1d(*a, jac=False), hint="Jacobian factor"
+    )
+    rejects(
+        capsys,
+        ck.check_density_1d,
+        lambda *a: _density_1d(*a, absolute=False),
+        hint="absolute value",
+    )
+    rejects(capsys, ck.check_density_1d, lambda *a: _density_1d(*a, divide=True), hint="divided")
 
 
 def test_ch02_sample_exponential(capsys):
     accepts(capsys, ck.check_sample_exponential, lambda u, r: -torch.log1p(-u) / r)
     accepts(capsys, ck.check_sample_exponential, lambda u, r: -torch.log(u) / r)
     rejects(capsys, ck.check_sample_exponential, lambda u, r: torch.log(u) / r, hint="negative")
-    rejects(capsys, ck.check_sample_exponential, lambda u, r: -torch.log(u) * r,
-            hint="divide by the rate")
+    rejects(
+        capsys,
+        ck.check_sample_exponential,
+        lambda u, r: -torch.log(u) * r,
+        hint="divide by the rate",
+    )
 
 
 def test_ch02_log_density_logistic(capsys):
     accepts(capsys, ck.check_log_density_logistic, lambda x: F.logsigmoid(x) + F.logsigmoid(-x))
-    rejects(capsys, ck.check_log_density_logistic,
-            lambda x: torch.sigmoid(x) * (1 - torch.sigmoid(x)), hint="return its logarithm")
-    rejects(capsys, ck.check_log_density_logistic, lambda x: torch.zeros_like(x),
-            hint="first term")
+    rejects(
+        capsys,
+        ck.check_log_density_logistic,
+        lambda x: torch.sigmoid(x) * (1 - torch.sigmoid(x)),
+        hint="return its logarithm",
+    )
+    rejects(capsys, ck.check_log_density_logistic, lambda x: torch.zeros_like(x), hint="first term")
 
 
 def test_ch02_peak_density(capsys):
     accepts(capsys, ck.check_peak_density, lambda: 1 / (3 * math.sqrt(2 * math.pi)))
     rejects(capsys, ck.check_peak_density, lambda: 3 / math.sqrt(2 * math.pi), hint="|f'(x)|")
-    rejects(capsys, ck.check_peak_density, lambda: 1 / math.sqrt(2 * math.pi),
-            hint="Jacobian factor")
+    rejects(
+        capsys, ck.check_peak_density, lambda: 1 / math.sqrt(2 * math.pi), hint="Jacobian factor"
+    )
 
 
 # ---------------------------------------------------------------- chapter 3
 
 
 def _jac_rows(f, x):
-    return torch.stack([
-        torch.autograd.functional.jacobian(lambda v: f(v.unsqueeze(0)).squeeze(0), xb)
-        for xb in x
-    ])
+    return torch.stack(
+        [torch.autograd.functional.jacobian(lambda v: f(v.unsqueeze(0)).squeeze(0), xb) for xb in x]
+    )
 
 
 def test_ch03_log_abs_det_jacobian(capsys):
-    accepts(capsys, ck.check_log_abs_det_jacobian,
-            lambda f, x: torch.linalg.slogdet(_jac_rows(f, x)).logabsdet)
-    rejects(capsys, ck.check_log_abs_det_jacobian,
-            lambda f, x: torch.log(torch.linalg.det(_jac_rows(f, x))),
-            hint="take |det| before the log")
-    rejects(capsys, ck.check_log_abs_det_jacobian, lambda f, x: _jac_rows(f, x),
-            hint="Jacobian matrices")
+    accepts(
+        capsys,
+        ck.check_log_abs_det_jacobian,
+        lambda f, x: torch.linalg.slogdet(_jac_rows(f, x)).logabsdet,
+    )
+    rejects(
+        capsys,
+        ck.check_log_abs_det_jacobian,
+        lambda f, x: torch.log(torch.linalg.det(_jac_rows(f, x))),
+        hint="take |det| before the log",
+    )
+    rejects(
+        capsys,
+        ck.check_log_abs_det_jacobian,
+        lambda f, x: _jac_rows(f, x),
+        hint="Jacobian matrices",
+    )
 
 
 def _lin(a, b, z, sign=-1.0, factor=1.0):
@@ -221,10 +257,18 @@ def _lin(a, b, z, sign=-1.0, factor=1.0):
 
 def test_ch03_log_density_linear(capsys):
     accepts(capsys, ck.check_log_density_linear, _lin)
-    rejects(capsys, ck.check_log_density_linear, lambda a, b, z: _lin(a, b, z, sign=1.0),
-            hint="instead of dividing")
-    rejects(capsys, ck.check_log_density_linear, lambda a, b, z: _lin(a, b, z, factor=0.0),
-            hint="Jacobian term")
+    rejects(
+        capsys,
+        ck.check_log_density_linear,
+        lambda a, b, z: _lin(a, b, z, sign=1.0),
+        hint="instead of dividing",
+    )
+    rejects(
+        capsys,
+        ck.check_log_density_linear,
+        lambda a, b, z: _lin(a, b, z, factor=0.0),
+        hint="Jacobian term",
+    )
 
 
 def test_ch03_polar_density(capsys):
@@ -250,10 +294,15 @@ def _integrate(density, lo, hi, n, area=True):
 
 def test_ch03_integrate_grid(capsys):
     accepts(capsys, ck.check_integrate_grid, _integrate)
-    rejects(capsys, ck.check_integrate_grid, lambda *a: _integrate(*a, area=False),
-            hint="cell area")
-    rejects(capsys, ck.check_integrate_grid,
-            lambda d, lo, hi, n: _integrate(d, lo - 1.0, hi + 1.0, n), hint="cell centres")
+    rejects(
+        capsys, ck.check_integrate_grid, lambda *a: _integrate(*a, area=False), hint="cell area"
+    )
+    rejects(
+        capsys,
+        ck.check_integrate_grid,
+        lambda d, lo, hi, n: _integrate(d, lo - 1.0, hi + 1.0, n),
+        hint="cell centres",
+    )
 
 
 # ---------------------------------------------------------------- chapter 4
@@ -275,14 +324,22 @@ def _fwd(x, mask, s_net, t_net, mode="ok"):
 
 def test_ch04_coupling_forward(capsys):
     accepts(capsys, ck.check_coupling_forward, _fwd)
-    rejects(capsys, ck.check_coupling_forward, lambda *a: _fwd(*a, mode="sign"),
-            hint="wrong sign of the log-det")
-    rejects(capsys, ck.check_coupling_forward, lambda *a: _fwd(*a, mode="nosum"),
-            hint="sum over the features")
-    rejects(capsys, ck.check_coupling_forward, lambda *a: _fwd(*a, mode="order"),
-            hint="scale first")
-    rejects(capsys, ck.check_coupling_forward, lambda *a: _fwd(*a, mode="exp"),
-            hint="not Σ exp")
+    rejects(
+        capsys,
+        ck.check_coupling_forward,
+        lambda *a: _fwd(*a, mode="sign"),
+        hint="wrong sign of the log-det",
+    )
+    rejects(
+        capsys,
+        ck.check_coupling_forward,
+        lambda *a: _fwd(*a, mode="nosum"),
+        hint="sum over the features",
+    )
+    rejects(
+        capsys, ck.check_coupling_forward, lambda *a: _fwd(*a, mode="order"), hint="scale first"
+    )
+    rejects(capsys, ck.check_coupling_forward, lambda *a: _fwd(*a, mode="exp"), hint="not Σ exp")
 
 
 def _inv(z, mask, s_net, t_net, mode="ok"):
@@ -295,12 +352,24 @@ def _inv(z, mask, s_net, t_net, mode="ok"):
 
 def test_ch04_coupling_inverse(capsys):
     accepts(capsys, ck.check_coupling_inverse, _inv)
-    rejects(capsys, ck.check_coupling_inverse, lambda *a: _inv(*a, mode="order"),
-            hint="inverse does not undo forward")
-    rejects(capsys, ck.check_coupling_inverse, lambda *a: _inv(*a, mode="sign"),
-            hint="wrong sign of the log-det")
-    rejects(capsys, ck.check_coupling_inverse, lambda z, m, s, t: (z, z.new_zeros(len(z))),
-            hint="inverse does not undo forward")
+    rejects(
+        capsys,
+        ck.check_coupling_inverse,
+        lambda *a: _inv(*a, mode="order"),
+        hint="inverse does not undo forward",
+    )
+    rejects(
+        capsys,
+        ck.check_coupling_inverse,
+        lambda *a: _inv(*a, mode="sign"),
+        hint="wrong sign of the log-det",
+    )
+    rejects(
+        capsys,
+        ck.check_coupling_inverse,
+        lambda z, m, s, t: (z, z.new_zeros(len(z))),
+        hint="inverse does not undo forward",
+    )
 
 
 def _compose(layers, x, mode="ok"):
@@ -315,8 +384,7 @@ def _compose(layers, x, mode="ok"):
 
 def test_ch04_compose(capsys):
     accepts(capsys, ck.check_compose, _compose)
-    rejects(capsys, ck.check_compose, lambda *a: _compose(*a, mode="reversed"),
-            hint="wrong order")
+    rejects(capsys, ck.check_compose, lambda *a: _compose(*a, mode="reversed"), hint="wrong order")
     rejects(capsys, ck.check_compose, lambda *a: _compose(*a, mode="at_x"), hint="x_{i−1}")
 
 
@@ -334,8 +402,12 @@ def test_ch04_largest_log_det_layer(capsys):
     best = int(lds.argmax()) + 1
     accepts(capsys, ck.check_largest_log_det_layer, lambda: best)
     rejects(capsys, ck.check_largest_log_det_layer, lambda: best - 1, hint="numbered from 1")
-    rejects(capsys, ck.check_largest_log_det_layer, lambda: int(lds.abs().argmax()) + 1,
-            hint="|log-det|")
+    rejects(
+        capsys,
+        ck.check_largest_log_det_layer,
+        lambda: int(lds.abs().argmax()) + 1,
+        hint="|log-det|",
+    )
 
 
 def test_ch04_jacobian_zeros(capsys):
@@ -356,10 +428,18 @@ def _flp(z, ld, mode="ok"):
 def test_ch05_flow_log_prob(capsys):
     accepts(capsys, ck.check_flow_log_prob, _flp)
     rejects(capsys, ck.check_flow_log_prob, lambda z, ld: _flp(z, ld, "nold"), hint="add log_det")
-    rejects(capsys, ck.check_flow_log_prob, lambda z, ld: _flp(z, ld, "const"),
-            hint="normalisation constant")
-    rejects(capsys, ck.check_flow_log_prob, lambda z, ld: -0.5 * z**2 + ld[:, None],
-            hint="shape (batch,)")
+    rejects(
+        capsys,
+        ck.check_flow_log_prob,
+        lambda z, ld: _flp(z, ld, "const"),
+        hint="normalisation constant",
+    )
+    rejects(
+        capsys,
+        ck.check_flow_log_prob,
+        lambda z, ld: -0.5 * z**2 + ld[:, None],
+        hint="shape (batch,)",
+    )
 
 
 def _nll(flow, x, mode="ok"):
@@ -390,13 +470,24 @@ def _sample(inverse, n, dim, temperature, generator, mode="ok"):
 
 def test_ch05_sample_with_temperature(capsys):
     accepts(capsys, ck.check_sample_with_temperature, _sample)
-    rejects(capsys, ck.check_sample_with_temperature,
-            lambda *a: _sample(*a, mode="variance"), hint="not the variance")
-    rejects(capsys, ck.check_sample_with_temperature, lambda *a: _sample(*a, mode="nogen"),
-            hint="generator")
-    rejects(capsys, ck.check_sample_with_temperature,
-            lambda inv, n, d, t, g: inv(t * torch.randn(n, d, generator=g)),
-            hint="return only x")
+    rejects(
+        capsys,
+        ck.check_sample_with_temperature,
+        lambda *a: _sample(*a, mode="variance"),
+        hint="not the variance",
+    )
+    rejects(
+        capsys,
+        ck.check_sample_with_temperature,
+        lambda *a: _sample(*a, mode="nogen"),
+        hint="generator",
+    )
+    rejects(
+        capsys,
+        ck.check_sample_with_temperature,
+        lambda inv, n, d, t, g: inv(t * torch.randn(n, d, generator=g)),
+        hint="return only x",
+    )
 
 
 def _traj(layers, z, reverse=True):
@@ -408,10 +499,18 @@ def _traj(layers, z, reverse=True):
 
 def test_ch05_inverse_trajectory(capsys):
     accepts(capsys, ck.check_inverse_trajectory, _traj)
-    rejects(capsys, ck.check_inverse_trajectory, lambda ls, z: _traj(ls, z, reverse=False),
-            hint="wrong order")
-    rejects(capsys, ck.check_inverse_trajectory, lambda ls, z: _traj(ls, z)[1:],
-            hint="expected 5 tensors")
+    rejects(
+        capsys,
+        ck.check_inverse_trajectory,
+        lambda ls, z: _traj(ls, z, reverse=False),
+        hint="wrong order",
+    )
+    rejects(
+        capsys,
+        ck.check_inverse_trajectory,
+        lambda ls, z: _traj(ls, z)[1:],
+        hint="expected 5 tensors",
+    )
 
 
 def test_ch05_kl_from_nll(capsys):
@@ -427,13 +526,24 @@ def test_ch05_kl_from_nll(capsys):
 
 
 def test_ch06_dequantize(capsys):
-    accepts(capsys, ck.check_dequantize,
-            lambda x, g: (x.float() + torch.rand(x.shape, generator=g)) / 256)
+    accepts(
+        capsys,
+        ck.check_dequantize,
+        lambda x, g: (x.float() + torch.rand(x.shape, generator=g)) / 256,
+    )
     rejects(capsys, ck.check_dequantize, lambda x, g: x.float() / 256, hint="no noise")
-    rejects(capsys, ck.check_dequantize,
-            lambda x, g: (x.float() + torch.rand(x.shape, generator=g)) / 255, hint="not 255")
-    rejects(capsys, ck.check_dequantize, lambda x, g: (x.float() + torch.rand(x.shape)) / 256,
-            hint="reproducible")
+    rejects(
+        capsys,
+        ck.check_dequantize,
+        lambda x, g: (x.float() + torch.rand(x.shape, generator=g)) / 255,
+        hint="not 255",
+    )
+    rejects(
+        capsys,
+        ck.check_dequantize,
+        lambda x, g: (x.float() + torch.rand(x.shape)) / 256,
+        hint="reproducible",
+    )
 
 
 def _logit(y, alpha, mode="ok"):
@@ -450,21 +560,31 @@ def _logit(y, alpha, mode="ok"):
 
 def test_ch06_logit_transform(capsys):
     accepts(capsys, ck.check_logit_transform, _logit)
-    rejects(capsys, ck.check_logit_transform, lambda y, a: _logit(y, a, "noscale"),
-            hint="(1 − 2α) per pixel")
-    rejects(capsys, ck.check_logit_transform, lambda y, a: _logit(y, a, "sign"),
-            hint="wrong sign")
-    rejects(capsys, ck.check_logit_transform, lambda y, a: _logit(y, a, "nosum"),
-            hint="one value per pixel")
+    rejects(
+        capsys,
+        ck.check_logit_transform,
+        lambda y, a: _logit(y, a, "noscale"),
+        hint="(1 − 2α) per pixel",
+    )
+    rejects(capsys, ck.check_logit_transform, lambda y, a: _logit(y, a, "sign"), hint="wrong sign")
+    rejects(
+        capsys,
+        ck.check_logit_transform,
+        lambda y, a: _logit(y, a, "nosum"),
+        hint="one value per pixel",
+    )
 
 
 def test_ch06_bits_per_dim(capsys):
     good = lambda lp, d: float(-(lp - d * math.log(256)).mean() / (d * math.log(2)))
     accepts(capsys, ck.check_bits_per_dim, good)
-    rejects(capsys, ck.check_bits_per_dim, lambda lp, d: float(-lp.mean() / (d * math.log(2))),
-            hint="off by exactly 8")
-    rejects(capsys, ck.check_bits_per_dim,
-            lambda lp, d: float(-lp.mean() / d), hint="nats")
+    rejects(
+        capsys,
+        ck.check_bits_per_dim,
+        lambda lp, d: float(-lp.mean() / (d * math.log(2))),
+        hint="off by exactly 8",
+    )
+    rejects(capsys, ck.check_bits_per_dim, lambda lp, d: float(-lp.mean() / d), hint="nats")
 
 
 def _squeeze(x):
@@ -481,13 +601,20 @@ def _unsqueeze(y):
 
 def test_ch06_squeeze(capsys):
     accepts(capsys, ck.check_squeeze, _squeeze, _unsqueeze)
-    rejects(capsys, ck.check_squeeze, lambda x: x.reshape(x.shape[0], -1, x.shape[2] // 2,
-                                                          x.shape[3] // 2), _unsqueeze,
-            hint="plain reshape")
-    rejects(capsys, ck.check_squeeze, _squeeze, lambda y: y.reshape(y.shape[0], -1,
-                                                                   2 * y.shape[2],
-                                                                   2 * y.shape[3]),
-            hint="does not give back x")
+    rejects(
+        capsys,
+        ck.check_squeeze,
+        lambda x: x.reshape(x.shape[0], -1, x.shape[2] // 2, x.shape[3] // 2),
+        _unsqueeze,
+        hint="plain reshape",
+    )
+    rejects(
+        capsys,
+        ck.check_squeeze,
+        _squeeze,
+        lambda y: y.reshape(y.shape[0], -1, 2 * y.shape[2], 2 * y.shape[3]),
+        hint="does not give back x",
+    )
     rejects(capsys, ck.check_squeeze, lambda x: x, _unsqueeze, hint="returned shape")
 
 

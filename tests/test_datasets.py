@@ -20,14 +20,7 @@ from coursekit.datasets import (
 )
 from coursekit.grid import integrate_on_grid, log_prob_on_grid, make_grid
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one torch thread is faster, and fair to a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 EXACT = {name: dist for name, dist in gallery().items() if dist.has_log_prob}

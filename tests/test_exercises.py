@@ -55,7 +55,7 @@ def test_strip_solutions_keeps_indentation_and_labels():
 def test_strip_solutions_several_blocks_and_top_level():
     src = (
         "### BEGIN SOLUTION Exercise 1.1: a\nx = 1\n### END SOLUTION\n"
-        "def g():\n\t### BEGIN SOLUTION Exercise 1.2: b \"quoted\"\n\treturn 2\n"
+        'def g():\n\t### BEGIN SOLUTION Exercise 1.2: b "quoted"\n\treturn 2\n'
         "\t### END SOLUTION"
     )
     out = strip_solutions(src)
@@ -72,8 +72,11 @@ def test_strip_solutions_several_blocks_and_top_level():
         ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "expected '### BEGIN SOLUTION Exercise"),
         ("### BEGIN SOLUTION Exercise 1.1: a\nx = 1", "without END"),
         ("x = 1\n### END SOLUTION", "without BEGIN"),
-        ("### BEGIN SOLUTION Exercise 1.1: a\n### BEGIN SOLUTION Exercise 1.2: b\n"
-         "### END SOLUTION", "nested"),
+        (
+            "### BEGIN SOLUTION Exercise 1.1: a\n### BEGIN SOLUTION Exercise 1.2: b\n"
+            "### END SOLUTION",
+            "nested",
+        ),
     ],
 )
 def test_strip_solutions_rejects_bad_markup(src, message):
@@ -108,8 +111,10 @@ def test_build_and_check_report_missing_extra_and_different(tmp_path, capsys):
     sol.mkdir()
     nbformat.write(_solution_notebook(), sol / "09_a.ipynb")
     nbformat.write(_solution_notebook(), sol / "10_b.ipynb")
-    assert build(sol, ex, check=True) == [f"{ex / '09_a.ipynb'}: missing",
-                                          f"{ex / '10_b.ipynb'}: missing"]
+    assert build(sol, ex, check=True) == [
+        f"{ex / '09_a.ipynb'}: missing",
+        f"{ex / '10_b.ipynb'}: missing",
+    ]
     assert build(sol, ex) == []
     assert build(sol, ex, check=True) == []
     args = ["build", "--solutions", str(sol), "--exercises", str(ex)]
@@ -173,13 +178,16 @@ def test_untouched_exercise_notebook_runs_and_says_not_done(path, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
     monkeypatch.setenv("PYTHONHASHSEED", "0")
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()  # raises CellExecutionError on any error
     text = "".join(
         out.get("text", "")
-        for cell in nb.cells if cell.cell_type == "code"
-        for out in cell.outputs if out.output_type == "stream"
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "stream"
     )
     chapter = int(path.name[:2])
     ids = _common.chapter_exercises(chapter)

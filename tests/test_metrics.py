@@ -14,14 +14,7 @@ from coursekit.grid import integrate_on_grid, log_prob_on_grid, make_grid
 from coursekit.metrics import bits_per_dim, kl_to_target, nll
 from coursekit.mlp_density import MLPDensity
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one torch thread is faster, and fair to a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class IsoGaussian(nn.Module):

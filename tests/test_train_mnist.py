@@ -13,6 +13,8 @@ from coursekit import train_mnist as tm
 from coursekit.datasets.mnist import MNIST
 from coursekit.flows import ImageRealNVP
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY_CONFIG = dict(
     image_shape=[1, 28, 28],
     n_scales=2,
@@ -42,7 +44,6 @@ def fake_mnist(monkeypatch):
     data = {"train": split(32, "train"), "test": split(8, "test")}
     monkeypatch.setattr(tm, "load_mnist", lambda root, split: data[split])
     monkeypatch.setattr(tm, "DEFAULT_CONFIG", TINY_CONFIG)
-    torch.set_num_threads(1)
     return data
 
 

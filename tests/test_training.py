@@ -15,14 +15,7 @@ from coursekit.flows import RealNVP
 from coursekit.metrics import nll
 from coursekit.training import History, TrainingDivergedError, fit, seed_everything
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one torch thread is faster, and fair to a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_flow(seed: int = 0) -> RealNVP:
