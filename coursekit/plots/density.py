@@ -16,24 +16,13 @@ from matplotlib.axes import Axes
 from torch import Tensor
 
 from coursekit._validation import check_positive_int
+from coursekit.plots._arrays import as_numpy
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (5.0, 3.5)) -> Axes:
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     return ax
-
-
-def _array(x: object, name: str, ndim: int | None = None) -> np.ndarray:
-    if isinstance(x, Tensor):
-        x = x.detach().cpu().double().numpy()
-    elif isinstance(x, (np.ndarray, list, tuple)):
-        x = np.asarray(x, dtype=float)
-    else:
-        raise ValueError(f"{name}: expected a torch.Tensor or numpy array, got {type(x).__name__}")
-    if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name}: expected {ndim} dimension(s), got shape {tuple(x.shape)}")
-    return x
 
 
 def _axes_list(axes: Sequence[Axes] | None, n: int, figsize: tuple[float, float]) -> list[Axes]:
@@ -58,7 +47,7 @@ def plot_density_1d(
     **style: object,
 ) -> Axes:
     """Draw a 1-D density ``p`` (n,) over the points ``x`` (n,); ``label`` adds a legend entry."""
-    xs, ps = _array(x, "x", ndim=1), _array(p, "p", ndim=1)
+    xs, ps = as_numpy(x, "x", ndim=1, sequences=True), as_numpy(p, "p", ndim=1, sequences=True)
     if xs.shape != ps.shape:
         raise ValueError(f"p: expected the shape of x {xs.shape}, got {ps.shape}")
     ax = _axes(ax)
@@ -95,8 +84,11 @@ def plot_histogram_vs_density(
         z: (m,) increasing points where ``density`` (m,) was evaluated.
         reference: optional (m,) second curve (e.g. the scipy.stats pdf), drawn dashed.
     """
-    s = _array(samples, "samples", ndim=1)
-    zs, ps = _array(z, "z", ndim=1), _array(density, "density", ndim=1)
+    s = as_numpy(samples, "samples", ndim=1, sequences=True)
+    zs, ps = (
+        as_numpy(z, "z", ndim=1, sequences=True),
+        as_numpy(density, "density", ndim=1, sequences=True),
+    )
     bins = check_positive_int(bins, "bins")
     if zs.shape != ps.shape:
         raise ValueError(f"density: expected the shape of z {zs.shape}, got {ps.shape}")
@@ -117,7 +109,7 @@ def plot_histogram_vs_density(
     )
     ax.plot(zs, ps, color="tab:red", lw=2, label=density_label)
     if reference is not None:
-        ref = _array(reference, "reference", ndim=1)
+        ref = as_numpy(reference, "reference", ndim=1, sequences=True)
         if ref.shape != zs.shape:
             raise ValueError(f"reference: expected the shape of z {zs.shape}, got {ref.shape}")
         ax.plot(zs, ref, color="k", ls="--", lw=1, label=reference_label)
@@ -158,7 +150,9 @@ def plot_change_of_variable_1d(
         ylabel="$p_X(x)$",
     )
     direction = "increasing" if state["increasing"] else "decreasing"
-    ax_f.plot(_array(x, "x"), _array(f_x, "f_x"), color="tab:purple")
+    ax_f.plot(
+        as_numpy(x, "x", sequences=True), as_numpy(f_x, "f_x", sequences=True), color="tab:purple"
+    )
     ax_f.set_xlabel("x")
     ax_f.set_ylabel("z = f(x)")
     ax_f.set_title(f"map z = {state['formula']} ({direction})")
@@ -200,7 +194,7 @@ def plot_density_2d(
     colorbar: bool = False,
 ) -> Axes:
     """Show an (n, n) density image (rows = second coordinate) on ``extent = (x0, x1, y0, y1)``."""
-    img = _array(image, "image", ndim=2)
+    img = as_numpy(image, "image", ndim=2, sequences=True)
     if len(extent) != 4:
         raise ValueError(f"extent: expected (x0, x1, y0, y1), got {extent!r}")
     ax = _axes(ax, figsize=(4.0, 4.0))
@@ -318,7 +312,7 @@ def plot_transport_2d(
         lines = state[key]
         half = len(lines) // 2
         for i, line in enumerate(lines):
-            arr = _array(line, key, ndim=2)
+            arr = as_numpy(line, key, ndim=2, sequences=True)
             ax.plot(
                 arr[:, 0], arr[:, 1], color="white", lw=0.6, alpha=0.8, ls="-" if i < half else "--"
             )

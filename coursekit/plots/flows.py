@@ -19,24 +19,13 @@ from torch import Tensor
 
 from coursekit._validation import check_positive_int
 from coursekit.grid import Grid2D, log_prob_on_grid, make_grid
+from coursekit.plots._arrays import as_numpy
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (4.0, 4.0)) -> Axes:
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     return ax
-
-
-def _as_numpy(x: Tensor | np.ndarray, name: str, ndim: int | None = None) -> np.ndarray:
-    if isinstance(x, Tensor):
-        x = x.detach().cpu().double().numpy()
-    elif isinstance(x, np.ndarray):
-        x = x.astype(float, copy=False)
-    else:
-        raise ValueError(f"{name}: expected a torch.Tensor or numpy array, got {type(x).__name__}")
-    if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(x.shape)}")
-    return x
 
 
 def plot_jacobian(
@@ -56,7 +45,7 @@ def plot_jacobian(
         annotate: write each entry's value (2 decimals) in its cell.
         labels: names of the d coordinates for the tick labels (default ``x_1 … x_d``).
     """
-    m = _as_numpy(jac, "jac", ndim=2)
+    m = as_numpy(jac, "jac", ndim=2)
     d = m.shape[0]
     if m.shape != (d, d):
         raise ValueError(f"jac: expected a square (d, d) matrix, got shape {m.shape}")
@@ -151,7 +140,7 @@ def plot_samples(
     lim: float | None = 4.0,
 ) -> Axes:
     """Scatter (n, 2) points; ``lim`` sets a square window ``[−lim, lim]²`` (None: automatic)."""
-    pts = _as_numpy(x, "x", ndim=2)
+    pts = as_numpy(x, "x", ndim=2)
     if pts.shape[1] != 2:
         raise ValueError(f"x: expected shape (n, 2), got {pts.shape}")
     ax = _axes(ax)
@@ -189,7 +178,7 @@ def plot_transport(
     """
     if len(steps) == 0:
         raise ValueError("steps: expected at least one (n, 2) tensor, got an empty sequence")
-    pts = [_as_numpy(s, f"steps[{i}]", ndim=2) for i, s in enumerate(steps)]
+    pts = [as_numpy(s, f"steps[{i}]", ndim=2) for i, s in enumerate(steps)]
     n = len(pts)
     if axes is None:
         _, axes_arr = plt.subplots(1, n, figsize=(2.2 * n, 2.4), squeeze=False)
@@ -202,7 +191,7 @@ def plot_transport(
         names[0], names[-1] = "$x_0 = x$", f"$x_{{{n - 1}}} = z$"
     if len(names) != n:
         raise ValueError(f"names: expected {n} titles, got {len(names)}")
-    c = None if colors is None else _as_numpy(colors, "colors", ndim=1)
+    c = None if colors is None else as_numpy(colors, "colors", ndim=1)
     for ax, p, name in zip(axes, pts, names, strict=True):
         ax.scatter(
             p[:, 0],
@@ -245,7 +234,7 @@ def plot_losses(
     ax = _axes(ax, figsize=(6.0, 3.5))
     for label, h in histories.items():
         losses = getattr(h, "losses", h)
-        values = _as_numpy(np.asarray(losses, dtype=float), f"histories[{label!r}]", ndim=1)
+        values = as_numpy(np.asarray(losses, dtype=float), f"histories[{label!r}]", ndim=1)
         if len(values) >= window:
             values = np.convolve(values, np.ones(window) / window, mode="valid")
             steps = np.arange(window, window + len(values))
