@@ -46,14 +46,17 @@ from coursekit.training import seed_everything
 DEFAULT_CONFIG = dict(
     image_shape=[1, 28, 28],
     n_scales=3,
-    hidden=[16, 48, 64],
+    hidden=[64, 128, 128],
     n_blocks=1,
-    n_checker=2,
-    n_channel=2,
+    n_checker=0,
+    n_channel=[6, 8],
     n_final=2,
     scale_bound=3.0,
-    alpha=0.05,
+    alpha=1e-5,
     actnorm=True,
+    invconv=True,
+    block_kernel=1,
+    split_prior=True,
 )
 
 EVAL_SEED = 1234

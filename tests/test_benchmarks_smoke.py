@@ -146,3 +146,30 @@ def test_peer_log_prob_is_a_density(bench, library):
     with torch.no_grad():
         mass = float(torch.exp(model.log_prob(torch.cartesian_prod(xs, xs))).sum()) * 1e-4
     assert in_box == pytest.approx(mass, abs=0.01)
+
+
+def test_mnist_probe_trains_and_reports_a_curve():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        mnist_probe = importlib.import_module("mnist_probe")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    torch.manual_seed(0)
+    small = {"hidden": [4, 4, 4], "n_channel": [1, 1], "n_final": 1}
+    model = mnist_probe.build("shipped", small)
+    assert model.config["alpha"] == 1e-5 and model.config["invconv"] is True
+    assert mnist_probe.build("alpha_0.05", small).config["alpha"] == 0.05
+    g = torch.Generator().manual_seed(0)
+    train = torch.randint(0, 256, (600, 1, 28, 28), generator=g, dtype=torch.uint8)
+    test = torch.randint(0, 256, (10, 1, 28, 28), generator=g, dtype=torch.uint8)
+    lines = []
+    result = mnist_probe.probe(model, train, test, minutes=0.03, eval_every=0.01, log=lines.append)
+    assert result["steps"] >= 2 and result["images_per_s"] > 0
+    assert len(result["curve"]) == len(lines) + 1  # one line per intermediate evaluation
+    # random pixels: about 8 bits/dim (uniform), never NaN
+    assert all(math.isfinite(bpd) and 6 < bpd < 12 for _, _, bpd in result["curve"])
+    with pytest.raises(ValueError, match="preset"):
+        mnist_probe.build("nope", {})
+    with pytest.raises(SystemExit, match="KEY=JSON"):
+        mnist_probe._parse_overrides(["alpha"])
+    assert mnist_probe._parse_overrides(["n_channel=[2,3]"]) == {"n_channel": [2, 3]}

@@ -13,6 +13,7 @@ from coursekit.flows import (
     ChannelCoupling,
     CheckerboardCoupling,
     ImageRealNVP,
+    InvertibleConv1x1,
     Logit,
     Squeeze,
     UnitScale,
@@ -89,6 +90,8 @@ def test_log_prob_is_change_of_variable(tiny):
     [
         lambda: CheckerboardCoupling((2, 4, 6), hidden=8, n_blocks=1, parity=1),
         lambda: ChannelCoupling((4, 3, 3), hidden=8, n_blocks=1, parity=1),
+        lambda: ChannelCoupling((4, 3, 3), hidden=8, n_blocks=2, parity=0, block_kernel=1),
+        lambda: InvertibleConv1x1(4),
         lambda: Squeeze(),
         lambda: Logit(0.05),
         lambda: UnitScale(256),
@@ -98,7 +101,8 @@ def test_each_layer_is_exact(layer):
     torch.manual_seed(0)
     b = layer().double()
     randomise(b, std=0.2)
-    shape = {CheckerboardCoupling: (2, 4, 6), ChannelCoupling: (4, 3, 3)}.get(type(b), (2, 4, 4))
+    shapes = {CheckerboardCoupling: (2, 4, 6), ChannelCoupling: (4, 3, 3), InvertibleConv1x1: (4, 3, 3)}
+    shape = shapes.get(type(b), (2, 4, 4))
     x = images01(2, shape=shape, seed=3)
     z, ld = b(x)
     x_back, ild = b.inverse(z)
@@ -312,3 +316,70 @@ def test_model_with_actnorm_initialize_round_trip_and_log_det():
     plain.initialize(images01(4, dtype=torch.float32))
     assert "actnorm" not in plain.config
     assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())
+
+
+def test_invertible_conv_1x1_log_det_gradcheck_and_start():
+    torch.manual_seed(0)
+    layer = InvertibleConv1x1(3).double()
+    # starts as a rotation (drawn in float32): log|det W| = 0 and W Wᵀ = I to float32 precision
+    eye = torch.eye(3, dtype=torch.float64)
+    assert torch.allclose(layer.weight @ layer.weight.T, eye, atol=1e-6)
+    x = images01(2, shape=(3, 2, 5), seed=7)
+    assert torch.allclose(layer(x)[1], torch.zeros(2, dtype=x.dtype), atol=1e-5)
+    with torch.no_grad():  # a general (non-orthogonal) matrix: log|det| = H·W·log|det W|
+        layer.weight.copy_(torch.tensor([[2.0, 0.3, 0.0], [0.1, 1.5, -0.4], [0.0, 0.2, 0.7]]))
+    z, ld = layer(x)
+    expected = 10 * torch.linalg.slogdet(layer.weight)[1]
+    assert torch.allclose(ld, expected.expand(2), atol=1e-12)
+    assert torch.allclose(ld, autograd_log_det(layer, x), atol=1e-10)
+    assert torch.allclose(layer.inverse(z)[0], x, atol=1e-12)
+    # pixel (i, j) of z is W times pixel (i, j) of x
+    assert torch.allclose(z[1, :, 1, 3], layer.weight @ x[1, :, 1, 3], atol=1e-12)
+
+    def fn(inp, weight):
+        return torch.func.functional_call(layer, {"weight": weight}, (inp,))
+
+    weight = layer.weight.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(fn, (x.clone().requires_grad_(True), weight))
+    with pytest.raises(ValueError, match=r"x: expected shape \(batch, 3, H, W\)"):
+        layer(torch.rand(2, 4, 2, 2, dtype=torch.float64))
+
+
+def test_glow_style_model_is_exact_and_records_its_options():
+    torch.manual_seed(0)
+    cfg = dict(
+        TINY,
+        n_checker=0,
+        n_channel=[3],
+        actnorm=True,
+        invconv=True,
+        block_kernel=1,
+        split_prior=True,
+    )
+    model = ImageRealNVP(**cfg).double()
+    assert model.config["invconv"] is True and model.config["block_kernel"] == 1
+    assert model.config["n_channel"] == [3] and model.config["split_prior"] is True
+    convs = [m for m in model.modules() if isinstance(m, InvertibleConv1x1)]
+    assert len(convs) == 3 + 2  # 3 steps at the first scale, n_final = 2 at the last
+    couplings = [m for m in model.modules() if isinstance(m, ChannelCoupling)]
+    assert len(couplings) == 3 + 1 + 2  # the learned prior of the split is one more
+    assert not [m for m in model.modules() if isinstance(m, CheckerboardCoupling)][2:]
+    x = images01(32, seed=8)
+    model.initialize(x)
+    randomise(model, std=0.05)
+    z, log_det = model(x[:3])
+    x_back, inv = model.inverse(z)
+    assert torch.allclose(x_back, x[:3], atol=1e-10)
+    assert torch.allclose(inv, -log_det, atol=1e-9)
+    assert torch.allclose(log_det, autograd_log_det(model.transform, x[:3]), atol=1e-8)
+    rebuilt = ImageRealNVP(**model.config).double()
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.equal(rebuilt.log_prob(x[:3]), model.log_prob(x[:3]))
+    with pytest.raises(ValueError, match=r"n_channel: expected a non-negative integer or 1"):
+        ImageRealNVP(**dict(cfg, n_channel=[2, 2]))
+    with pytest.raises(ValueError, match="n_checker"):
+        ImageRealNVP(**dict(cfg, n_checker=-1))
+    with pytest.raises(ValueError, match="block_kernel: expected 1 or 3"):
+        ImageRealNVP(**dict(cfg, block_kernel=2))
+    with pytest.raises(ValueError, match="channels"):
+        InvertibleConv1x1(0)

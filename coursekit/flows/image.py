@@ -16,6 +16,14 @@ Every layer is a :class:`~coursekit.flows.base.Bijection` on tensors ``(batch, C
 
 Scale log-outputs are bounded, ``s = B·tanh(ŝ/B)``, and each conditioner's last convolution is
 zero-initialised, so every coupling starts as the identity.
+
+Options from Glow (Kingma & Dhariwal, 2018), used by the shipped MNIST model:
+
+* :class:`ActNorm`: a learned per-channel (or per-pixel) affine map with data-dependent init.
+* :class:`InvertibleConv1x1`: a learned ``C×C`` channel mixing before each channel coupling,
+  ``log|det| = H·W·log|det W|``.
+* a learned prior for each factored-out half (``split_prior``): one more channel coupling just
+  before the split.
 """
 
 from __future__ import annotations
@@ -31,16 +39,27 @@ from coursekit.flows.preprocessing import Logit
 
 
 class ResidualBlock(nn.Module):
-    """``h + conv(act(conv(act(h))))`` with 3×3 convolutions keeping the width."""
+    """A residual block that keeps the width: ``h + net(h)``.
 
-    def __init__(self, width: int):
+    ``kernel_size=3`` (the default): ``net = conv3×3 ∘ act ∘ conv3×3 ∘ act``, mixing
+    neighbouring pixels. ``kernel_size=1``: ``net = conv1×1 ∘ act``, one channel-mixing layer
+    (the middle 1×1 convolution of Glow's conditioner, with a skip connection), about 18×
+    cheaper.
+    """
+
+    def __init__(self, width: int, kernel_size: int = 3):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.SiLU(),
-            nn.Conv2d(width, width, 3, padding=1),
-            nn.SiLU(),
-            nn.Conv2d(width, width, 3, padding=1),
-        )
+        if kernel_size == 3:
+            self.net = nn.Sequential(
+                nn.SiLU(),
+                nn.Conv2d(width, width, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(width, width, 3, padding=1),
+            )
+        elif kernel_size == 1:
+            self.net = nn.Sequential(nn.SiLU(), nn.Conv2d(width, width, 1))
+        else:
+            raise ValueError(f"kernel_size: expected 1 or 3, got {kernel_size!r}")
 
     def forward(self, h: Tensor) -> Tensor:
         return h + self.net(h)
@@ -49,14 +68,19 @@ class ResidualBlock(nn.Module):
 class ConvConditioner(nn.Module):
     """Convolutional residual network ``(batch, c_in, H, W) → (batch, c_out, H, W)``.
 
-    3×3 input convolution to ``hidden`` channels, ``n_blocks`` residual blocks, then a 3×3
-    output convolution whose weights and bias are zero (so the coupling starts as identity).
+    3×3 input convolution to ``hidden`` channels, ``n_blocks`` residual blocks (``k×k``
+    convolutions, ``k = block_kernel``), then a 3×3 output convolution whose weights and bias
+    are zero (so the coupling starts as identity).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, hidden: int, n_blocks: int):
+    def __init__(
+        self, in_channels: int, out_channels: int, hidden: int, n_blocks: int, block_kernel: int = 3
+    ):
         super().__init__()
         self.inp = nn.Conv2d(in_channels, hidden, 3, padding=1)
-        self.blocks = nn.Sequential(*[ResidualBlock(hidden) for _ in range(n_blocks)])
+        self.blocks = nn.Sequential(
+            *[ResidualBlock(hidden, block_kernel) for _ in range(n_blocks)]
+        )
         self.out = nn.Conv2d(hidden, out_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -117,6 +141,53 @@ class ActNorm(Bijection):
         return f"shape={self.event_shape}, per_pixel={self.per_pixel}"
 
 
+class InvertibleConv1x1(Bijection):
+    """Glow's invertible 1×1 convolution: the same learned ``C×C`` matrix ``W`` mixes the
+    channels at every pixel, ``z[:, :, i, j] = W x[:, :, i, j]``.
+
+    ``log|det ∂z/∂x| = H·W·log|det W|`` (``H·W`` copies of ``W`` on the diagonal). It replaces
+    the fixed "swap the two halves" between channel couplings by a learned mixing (a
+    permutation is the special case of a permutation matrix). ``W`` starts as a random
+    rotation (``log|det W| = 0``), drawn from ``generator`` or torch's global generator.
+
+    Args:
+        channels: ``C``.
+        generator: random generator for the initial rotation.
+    """
+
+    def __init__(self, channels: int, generator: torch.Generator | None = None):
+        super().__init__()
+        channels = check_positive_int(channels, "channels")
+        q, r = torch.linalg.qr(torch.randn(channels, channels, generator=generator))
+        # sign fix so the rotation is uniformly distributed and deterministic given the draw
+        self.weight = nn.Parameter(q * torch.sign(torch.diagonal(r)).unsqueeze(0))
+        self.channels = channels
+
+    def _check(self, x: Tensor, name: str) -> None:
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"{name}: expected shape (batch, {self.channels}, H, W), got {tuple(x.shape)}"
+            )
+
+    def _log_det(self, x: Tensor) -> Tensor:
+        return (torch.linalg.slogdet(self.weight)[1] * (x.shape[2] * x.shape[3])).expand(
+            x.shape[0]
+        )
+
+    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(x, "x")
+        weight = self.weight.to(x.dtype)
+        return torch.einsum("ij,bjhw->bihw", weight, x), self._log_det(x)
+
+    def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        self._check(z, "z")
+        weight_inv = torch.linalg.inv(self.weight.to(z.dtype))
+        return torch.einsum("ij,bjhw->bihw", weight_inv, z), -self._log_det(z)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
+
+
 def _with_actnorm(coupling: Bijection, shape: Sequence[int], actnorm: bool) -> Bijection:
     """``coupling`` followed by a per-channel :class:`ActNorm` when ``actnorm``."""
     if not actnorm:
@@ -140,6 +211,7 @@ class CheckerboardCoupling(Bijection):
         n_blocks: residual blocks in the conditioner.
         parity: 0 or 1; which squares are kept (alternate it between layers).
         scale_bound: ``B`` in ``s = B·tanh(ŝ/B)``.
+        block_kernel: 3 or 1, the kernel of the conditioner's residual blocks.
     """
 
     def __init__(
@@ -149,6 +221,7 @@ class CheckerboardCoupling(Bijection):
         n_blocks: int = 2,
         parity: int = 0,
         scale_bound: float = 3.0,
+        block_kernel: int = 3,
     ):
         super().__init__()
         c, h, w = _check_shape(shape)
@@ -158,7 +231,7 @@ class CheckerboardCoupling(Bijection):
         self.parity = parity
         self.scale_bound = check_positive_float(scale_bound, "scale_bound")
         self.register_buffer("mask", checkerboard_mask(h, w, parity))
-        self.conditioner = ConvConditioner(c + 1, 2 * c, hidden, n_blocks)
+        self.conditioner = ConvConditioner(c + 1, 2 * c, hidden, n_blocks, block_kernel)
 
     def scale_and_shift(self, x_kept: Tensor) -> tuple[Tensor, Tensor]:
         """Bounded ``s`` and ``t``, zero on the kept squares; each ``(batch, C, H, W)``."""
@@ -197,6 +270,7 @@ class ChannelCoupling(Bijection):
         n_blocks: int = 2,
         parity: int = 0,
         scale_bound: float = 3.0,
+        block_kernel: int = 3,
     ):
         super().__init__()
         c, h, w = _check_shape(shape)
@@ -207,7 +281,7 @@ class ChannelCoupling(Bijection):
         self.event_shape = (c, h, w)
         self.parity = parity
         self.scale_bound = check_positive_float(scale_bound, "scale_bound")
-        self.conditioner = ConvConditioner(c // 2, c, hidden, n_blocks)
+        self.conditioner = ConvConditioner(c // 2, c, hidden, n_blocks, block_kernel)
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         a, b = x.chunk(2, dim=1)
@@ -270,6 +344,16 @@ class MultiScaleLevel(Bijection):
     and send the first ``2C`` through ``inner``, concatenate and unsqueeze. Without ``inner``
     (the last scale): ``n_checker`` checkerboard couplings then, if ``C`` is even,
     ``n_channel`` channel couplings.
+
+    With ``split_prior=True`` (and ``inner``) one more channel coupling transforms the
+    factored-out half given the kept half just before the split: the factored-out variables
+    then follow a Gaussian whose mean and scale depend on the kept ones (Glow's learned
+    prior), instead of N(0, I).
+
+    With ``invconv=True`` each channel coupling is preceded by a learned
+    :class:`InvertibleConv1x1` (and by an :class:`ActNorm` when ``actnorm``): Glow's "step
+    of flow" ``ActNorm → 1×1 conv → coupling``; otherwise consecutive channel couplings
+    alternate which half they keep, each followed by an ActNorm when ``actnorm``.
     """
 
     def __init__(
@@ -282,11 +366,16 @@ class MultiScaleLevel(Bijection):
         inner: Bijection | None = None,
         scale_bound: float = 3.0,
         actnorm: bool = False,
+        invconv: bool = False,
+        block_kernel: int = 3,
+        split_prior: bool = False,
     ):
         super().__init__()
         c, h, w = _check_shape(shape)
         self.event_shape = (c, h, w)
-        kw = dict(hidden=hidden, n_blocks=n_blocks, scale_bound=scale_bound)
+        kw = dict(
+            hidden=hidden, n_blocks=n_blocks, scale_bound=scale_bound, block_kernel=block_kernel
+        )
         self.checker = nn.ModuleList(
             [
                 _with_actnorm(
@@ -307,14 +396,21 @@ class MultiScaleLevel(Bijection):
                 )
         else:
             sq = (c, h, w)
-        self.channel = nn.ModuleList(
-            [
-                _with_actnorm(ChannelCoupling(sq, parity=i % 2, **kw), sq, actnorm)
-                for i in range(n_channel)
-            ]
-            if sq[0] % 2 == 0
-            else []
-        )
+        channel: list[Bijection] = []
+        if sq[0] % 2 == 0:
+            for i in range(n_channel):
+                if invconv:
+                    step: list[Bijection] = [ActNorm(sq)] if actnorm else []
+                    step += [InvertibleConv1x1(sq[0]), ChannelCoupling(sq, parity=0, **kw)]
+                    channel.append(FlowSequence(step))
+                else:
+                    coupling = ChannelCoupling(sq, parity=i % 2, **kw)
+                    channel.append(_with_actnorm(coupling, sq, actnorm))
+        # Glow's learned prior for the factored-out half: one more channel coupling, so the
+        # factored-out variables are N(μ(kept), σ(kept)²) rather than N(0, I).
+        if split_prior and inner is not None:
+            channel.append(ChannelCoupling(sq, parity=0, **kw))
+        self.channel = nn.ModuleList(channel)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         log_det = x.new_zeros(x.shape[0])
@@ -351,6 +447,19 @@ class MultiScaleLevel(Bijection):
         return z, log_det
 
 
+def _per_scale(value: int | Sequence[int], name: str, n: int) -> list[int]:
+    """``value`` (an int, or one non-negative int per scale) as a list of ``n`` counts."""
+    values = [value] * n if isinstance(value, int) else list(value)
+    if len(values) != n or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values
+    ):
+        raise ValueError(
+            f"{name}: expected a non-negative integer or {n} of them (one per scale but the "
+            f"last), got {value!r}"
+        )
+    return values
+
+
 def _check_shape(shape: Sequence[int]) -> tuple[int, int, int]:
     try:
         dims = tuple(int(s) for s in shape)
@@ -374,10 +483,19 @@ class ImageRealNVP(Flow):
             out half of the variables); ``H`` and ``W`` must be divisible by ``2^(n_scales−1)``.
         hidden: conditioner widths, one per scale (an int: same at every scale).
         n_blocks: residual blocks per conditioner.
-        n_checker, n_channel: checkerboard / channel couplings per scale.
+        n_checker, n_channel: checkerboard / channel couplings of each scale but the last (an
+            int: the same at each; a sequence: one value per scale but the last).
         n_final: checkerboard couplings (and as many channel couplings) of the last scale.
         scale_bound: ``B`` of every coupling's bounded log-scale.
-        alpha: ``α`` of the logit preprocessing.
+        alpha: ``α`` of the logit preprocessing. A small ``α`` (1e-5) spreads the black
+            background's dequantization noise over a wide range of logits instead of a thin
+            slab, which the couplings model far more easily (on MNIST, 1.36 instead of 1.83
+            bits/dim after 4 minutes of training).
+        actnorm: per-pixel :class:`ActNorm` after the logit, per-channel ActNorm in every
+            coupling step (initialise them with :meth:`initialize`).
+        invconv: a learned :class:`InvertibleConv1x1` before every channel coupling (Glow).
+        block_kernel: 3 or 1, the kernel of the conditioners' residual blocks.
+        split_prior: a learned conditional prior for each factored-out half (Glow).
 
     ``forward(x) -> (z, log_det)`` with ``z`` of shape ``(batch, *image_shape)``,
     ``inverse``, ``log_prob``, ``sample(n, temperature)``; :attr:`config` rebuilds the model.
@@ -395,6 +513,9 @@ class ImageRealNVP(Flow):
         scale_bound: float = 3.0,
         alpha: float = 0.05,
         actnorm: bool = False,
+        invconv: bool = False,
+        block_kernel: int = 3,
+        split_prior: bool = False,
     ):
         c, h, w = _check_shape(image_shape)
         n_scales = check_positive_int(n_scales, "n_scales")
@@ -409,9 +530,10 @@ class ImageRealNVP(Flow):
         for v in widths:
             check_positive_int(v, "hidden")
         n_blocks = check_positive_int(n_blocks, "n_blocks")
-        for name, v in (("n_checker", n_checker), ("n_channel", n_channel)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name}: expected a non-negative integer, got {v!r}")
+        if block_kernel not in (1, 3):
+            raise ValueError(f"block_kernel: expected 1 or 3, got {block_kernel!r}")
+        checkers = _per_scale(n_checker, "n_checker", n_scales - 1)
+        channels = _per_scale(n_channel, "n_channel", n_scales - 1)
         n_final = check_positive_int(n_final, "n_final")
         shapes = [(c * 2**i, h // 2**i, w // 2**i) for i in range(n_scales)]
         level: Bijection | None = None
@@ -421,11 +543,14 @@ class ImageRealNVP(Flow):
                 shapes[i],
                 hidden=widths[i],
                 n_blocks=n_blocks,
-                n_checker=n_final if last else n_checker,
-                n_channel=n_final if last else n_channel,
+                n_checker=n_final if last else checkers[i],
+                n_channel=n_final if last else channels[i],
                 inner=level,
                 scale_bound=scale_bound,
                 actnorm=actnorm,
+                invconv=invconv,
+                block_kernel=block_kernel,
+                split_prior=split_prior,
             )
         assert level is not None
         logit = Logit(alpha)
@@ -438,14 +563,21 @@ class ImageRealNVP(Flow):
             n_scales=n_scales,
             hidden=widths,
             n_blocks=n_blocks,
-            n_checker=n_checker,
-            n_channel=n_channel,
+            n_checker=n_checker if isinstance(n_checker, int) else list(checkers),
+            n_channel=n_channel if isinstance(n_channel, int) else list(channels),
             n_final=n_final,
             scale_bound=float(scale_bound),
             alpha=float(alpha),
         )
-        if actnorm:  # only recorded when used, so older checkpoints keep their config
+        # options recorded only when used, so older checkpoints keep their config
+        if actnorm:
             self.config["actnorm"] = True
+        if invconv:
+            self.config["invconv"] = True
+        if block_kernel != 3:
+            self.config["block_kernel"] = block_kernel
+        if split_prior:
+            self.config["split_prior"] = True
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (batch, C, H, W) in ``[0, 1]`` -> ``(z, log|det ∂z/∂x|)``."""
