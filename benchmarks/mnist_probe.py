@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-images", type=int, default=1000)
     parser.add_argument("--eval-every", type=float, default=1.0, help="minutes")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data-dir", default=None, help="MNIST IDX folder (default: as load_mnist)")
+    parser.add_argument("--data-dir", default=None, help="MNIST IDX folder (default: load_mnist's)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     overrides = _parse_overrides(args.set)

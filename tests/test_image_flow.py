@@ -101,7 +101,11 @@ def test_each_layer_is_exact(layer):
     torch.manual_seed(0)
     b = layer().double()
     randomise(b, std=0.2)
-    shapes = {CheckerboardCoupling: (2, 4, 6), ChannelCoupling: (4, 3, 3), InvertibleConv1x1: (4, 3, 3)}
+    shapes = {
+        CheckerboardCoupling: (2, 4, 6),
+        ChannelCoupling: (4, 3, 3),
+        InvertibleConv1x1: (4, 3, 3),
+    }
     shape = shapes.get(type(b), (2, 4, 4))
     x = images01(2, shape=shape, seed=3)
     z, ld = b(x)

@@ -78,9 +78,7 @@ class ConvConditioner(nn.Module):
     ):
         super().__init__()
         self.inp = nn.Conv2d(in_channels, hidden, 3, padding=1)
-        self.blocks = nn.Sequential(
-            *[ResidualBlock(hidden, block_kernel) for _ in range(n_blocks)]
-        )
+        self.blocks = nn.Sequential(*[ResidualBlock(hidden, block_kernel) for _ in range(n_blocks)])
         self.out = nn.Conv2d(hidden, out_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -170,9 +168,7 @@ class InvertibleConv1x1(Bijection):
             )
 
     def _log_det(self, x: Tensor) -> Tensor:
-        return (torch.linalg.slogdet(self.weight)[1] * (x.shape[2] * x.shape[3])).expand(
-            x.shape[0]
-        )
+        return (torch.linalg.slogdet(self.weight)[1] * (x.shape[2] * x.shape[3])).expand(x.shape[0])
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         self._check(x, "x")
