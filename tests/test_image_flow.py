@@ -53,6 +53,15 @@ def autograd_log_det(bijection, x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.slogdet(rows.view(n, d, d))[1]
 
 
+def assert_model_is_exact(model: ImageRealNVP, x: torch.Tensor) -> None:
+    """Round trip within 1e-10, log-dets cancel, log-det equals the autograd one (float64)."""
+    z, log_det = model(x)
+    x_back, inv = model.inverse(z)
+    assert torch.allclose(x_back, x, atol=1e-10)
+    assert torch.allclose(inv, -log_det, atol=1e-9)
+    assert torch.allclose(log_det, autograd_log_det(model.transform, x), atol=1e-8)
+
+
 def images01(n: int, shape=(1, 4, 4), seed: int = 0, dtype=torch.float64) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.rand((n, *shape), generator=g, dtype=dtype)
@@ -307,11 +316,7 @@ def test_model_with_actnorm_initialize_round_trip_and_log_det():
     z = z.detach()
     assert abs(float(z.mean())) < 0.2 and abs(float(z.std()) - 1) < 0.2
     randomise(model, std=0.05)
-    z, log_det = model(x[:3])
-    x_back, inv = model.inverse(z)
-    assert torch.allclose(x_back, x[:3], atol=1e-10)
-    assert torch.allclose(inv, -log_det, atol=1e-9)
-    assert torch.allclose(log_det, autograd_log_det(model.transform, x[:3]), atol=1e-8)
+    assert_model_is_exact(model, x[:3])
     with pytest.raises(ValueError, match="at least 2"):
         model.initialize(x[:1])
     # without ActNorm, initialize changes nothing and the config has no actnorm key
@@ -371,11 +376,7 @@ def test_glow_style_model_is_exact_and_records_its_options():
     x = images01(32, seed=8)
     model.initialize(x)
     randomise(model, std=0.05)
-    z, log_det = model(x[:3])
-    x_back, inv = model.inverse(z)
-    assert torch.allclose(x_back, x[:3], atol=1e-10)
-    assert torch.allclose(inv, -log_det, atol=1e-9)
-    assert torch.allclose(log_det, autograd_log_det(model.transform, x[:3]), atol=1e-8)
+    assert_model_is_exact(model, x[:3])
     rebuilt = ImageRealNVP(**model.config).double()
     rebuilt.load_state_dict(model.state_dict())
     assert torch.equal(rebuilt.log_prob(x[:3]), model.log_prob(x[:3]))
