@@ -80,6 +80,47 @@ def test_train_with_snapshots_reports_divergence(bench):
     assert all(r[1] == math.inf and r[4] for r in rows)
 
 
+def test_train_with_snapshots_evaluates_the_moving_average_of_the_weights(bench):
+    """With a constant gradient, Adam moves w by lr per step: w_k = k·lr, so the evaluated
+    EMA after n steps is Σ_k (1 − d) d^(n−k) k·lr; without EMA the raw weight n·lr is seen."""
+    peers, _ = bench
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+        def log_prob(self, x):
+            return self.w + torch.zeros(x.shape[0], dtype=torch.float64)
+
+    from coursekit.datasets import four_modes
+
+    lr, d = 1e-3, 0.9
+    for ema_decay in (d, None):
+        model = Linear()
+        seen = []
+        rows = peers.train_with_snapshots(
+            model,
+            four_modes(),
+            budgets=(0.05,),
+            seed=0,
+            lr=lr,
+            batch_size=4,
+            clip_grad=None,
+            evaluate=lambda m, seen=seen: seen.append(m) or float(m.w.detach()),
+            ema_decay=ema_decay,
+        )
+        ((_, value, n, _, diverged),) = rows
+        assert n > 5 and not diverged
+        assert float(model.w) == pytest.approx(n * lr, rel=1e-6)
+        if ema_decay is None:
+            assert seen[0] is model and value == pytest.approx(n * lr, rel=1e-6)
+        else:
+            expected = sum((1 - d) * d ** (n - k) * k * lr for k in range(1, n + 1))
+            assert seen[0] is not model and value == pytest.approx(expected, rel=1e-6)
+            assert value < n * lr - 5 * lr  # the average lags the raw weight
+
+
 def test_throughput_and_report_coursekit_only(bench, tmp_path):
     peers, _ = bench
     torch.set_num_threads(1)

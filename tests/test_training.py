@@ -194,3 +194,113 @@ def test_bad_arguments_raise_value_error(kwargs: dict, name: str) -> None:
     args = {"model": Gaussian(), "data": modes(1), "steps": 5, "progress": False, **kwargs}
     with pytest.raises(ValueError, match=rf"^{name}: "):
         fit(**args)
+
+
+def _reference_adam_run(model, batches, lr, weight_decay, clip):
+    """``torch.optim.Adam`` (per-tensor loop) and ``clip_grad_norm_``: the reference update."""
+    params = list(model.parameters())
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=False)
+    for batch in batches:
+        optimizer.zero_grad(set_to_none=True)
+        (-model.log_prob(batch).mean()).backward()
+        torch.nn.utils.clip_grad_norm_(params, clip)
+        optimizer.step()
+
+
+@pytest.mark.parametrize(("weight_decay", "clip"), [(0.0, 10.0), (1e-2, 0.05)])
+def test_flat_adam_matches_torch_adam_with_clipping(weight_decay, clip) -> None:
+    """FlatAdam (fit's optimizer) makes the same updates as torch's Adam + clip_grad_norm_.
+
+    float64, 15 steps on a small flow; ``clip=0.05`` makes the clipping bite on every step.
+    """
+    from coursekit.training import FlatAdam
+
+    reference = small_flow().double()
+    flat_model = copy.deepcopy(reference)
+    gen = torch.Generator().manual_seed(3)
+    batches = [torch.randn(64, 2, generator=gen, dtype=torch.float64) for _ in range(15)]
+    _reference_adam_run(reference, batches, 3e-3, weight_decay, clip)
+
+    params = list(flat_model.parameters())
+    optimizer = FlatAdam(params, lr=3e-3, weight_decay=weight_decay)
+    norms = []
+    for batch in batches:
+        optimizer.zero_grad()
+        (-flat_model.log_prob(batch).mean()).backward()
+        norms.append(float(optimizer.clip_grad_norm(clip)))
+        optimizer.step()
+    if clip < 1:
+        assert min(norms) > clip  # the clipping did act
+    for (name, p_ref), p in zip(reference.named_parameters(), params, strict=True):
+        torch.testing.assert_close(p, p_ref, rtol=0, atol=1e-12, msg=name)
+        assert not torch.equal(p, small_flow().double().state_dict()[name])  # it moved
+
+
+def test_flat_adam_survives_a_loss_that_resets_the_gradients() -> None:
+    """A loss_fn that calls ``model.zero_grad()`` (grads set to None) still trains correctly."""
+    from coursekit.training import FlatAdam
+
+    model = small_flow().double()
+    reference = copy.deepcopy(model)
+    batch = torch.randn(32, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    optimizer = FlatAdam(list(model.parameters()), lr=1e-3)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model.zero_grad(set_to_none=True)  # detaches the flat gradient's views
+        (-model.log_prob(batch).mean()).backward()
+        optimizer.clip_grad_norm(10.0)
+        optimizer.step()
+    _reference_adam_run(reference, [batch] * 3, 1e-3, 0.0, 10.0)
+    for p, p_ref in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, p_ref, rtol=0, atol=1e-12)
+
+
+def test_flat_adam_rejects_mixed_dtypes_and_fit_falls_back() -> None:
+    from coursekit.training import FlatAdam
+
+    mixed = [nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2, dtype=torch.float64))]
+    with pytest.raises(ValueError, match="params: expected parameters of one dtype"):
+        FlatAdam(mixed, lr=1e-3)
+    with pytest.raises(ValueError, match="params: expected at least one"):
+        FlatAdam([], lr=1e-3)
+    model = Gaussian()
+    model.log_std.data = model.log_std.data.double()  # mixed dtypes: torch.optim.Adam path
+    data = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
+    history = fit(model, data, steps=50, lr=1e-2, progress=False)
+    assert history.steps == 50 and all(math.isfinite(v) for v in history.losses)
+
+
+def test_flat_adam_handles_a_transposed_parameter_without_layout_warnings() -> None:
+    """A parameter stored transposed (strides (1, n), like an invertible 1x1 conv's weight):
+    its gradient view keeps that layout (no autograd warning) and the updates match Adam's."""
+    import warnings
+
+    from coursekit.training import FlatAdam
+
+    class Bilinear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            gen = torch.Generator().manual_seed(0)
+            self.w = nn.Parameter(torch.randn(4, 3, generator=gen, dtype=torch.float64).t())
+            self.b = nn.Parameter(torch.zeros(4, dtype=torch.float64))
+
+        def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+            return -((x @ self.w + self.b) ** 2).sum(1)
+
+    model = Bilinear()
+    assert model.w.stride() == (1, 3)
+    reference = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(2)
+    batches = [torch.randn(16, 3, generator=gen, dtype=torch.float64) for _ in range(5)]
+    optimizer = FlatAdam(list(model.parameters()), lr=1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for batch in batches:
+            optimizer.zero_grad()
+            (-model.log_prob(batch).mean()).backward()
+            optimizer.clip_grad_norm(10.0)
+            optimizer.step()
+    assert model.w.grad.stride() == (1, 3)
+    _reference_adam_run(reference, batches, 1e-2, 0.0, 10.0)
+    for p, p_ref in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, p_ref, rtol=0, atol=1e-12)
