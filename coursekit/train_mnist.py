@@ -23,6 +23,7 @@ checkpoint interval. At the end ``OUT/model.pt`` (EMA weights + config, loadable
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -84,6 +85,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-images", type=int, default=2000, help="test images per eval")
     p.add_argument("--final-eval-images", type=int, default=None, help="default: all")
     p.add_argument("--hidden", default=None, help="conditioner widths per scale, e.g. 16,48,64")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=JSON",
+        help="architecture changes to the default ImageRealNVP config, e.g. n_final=4 "
+        'activation="relu"',
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the training loss (faster steps after ~2 min of compilation)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument(
         "--quick",
@@ -103,6 +117,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')}: expected a positive integer")
     if not args.lr > 0:
         p.error("--lr: expected a positive number")
+    args.overrides = {}
+    allowed = set(inspect.signature(ImageRealNVP).parameters) - {"image_shape"}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in allowed:
+            p.error(f"--set: expected KEY=JSON with KEY one of {sorted(allowed)}, got {item!r}")
+        try:
+            args.overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            p.error(f"--set: the value of {key} is not JSON: {value!r}")
     return args
 
 
@@ -160,9 +184,13 @@ def main(argv: list[str] | None = None) -> dict:
     config = dict(DEFAULT_CONFIG)
     if args.hidden:
         config["hidden"] = [int(v) for v in args.hidden.split(",")]
+    config.update(args.overrides)
 
     seed_everything(args.seed)
-    model = ImageRealNVP(**config).to(device)
+    try:
+        model = ImageRealNVP(**config).to(device)
+    except ValueError as error:
+        raise SystemExit(f"--set/--hidden: {error}") from None
     init_generator = torch.Generator().manual_seed(args.seed + 1)
     init_idx = torch.randperm(train.images.shape[0], generator=init_generator)[:512]
     model.initialize(
@@ -214,6 +242,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     params = list(model.parameters())
     ema_params = list(ema.parameters())
+
+    def nll_loss(x: torch.Tensor) -> torch.Tensor:
+        return -model.log_prob(x).mean()
+
+    loss_fn = torch.compile(nll_loss) if args.compile else nll_loss
     bar = tqdm(total=args.steps, initial=step, desc="training", dynamic_ncols=True)
     last_ckpt = time.perf_counter()
     window_start, window_images = time.perf_counter(), 0
@@ -231,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
             idx = torch.randint(0, n_train, (args.batch_size,), generator=generator)
             x = dequantize(train.images[idx], generator=generator) / LEVELS
             x = x.to(device)
-            loss = -model.log_prob(x).mean()
+            loss = loss_fn(x)
             if not torch.isfinite(loss):
                 raise SystemExit(f"loss became {float(loss)} at step {step}; try a smaller --lr")
             optimizer.zero_grad(set_to_none=True)

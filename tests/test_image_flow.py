@@ -388,3 +388,40 @@ def test_glow_style_model_is_exact_and_records_its_options():
         ImageRealNVP(**dict(cfg, block_kernel=2))
     with pytest.raises(ValueError, match="channels"):
         InvertibleConv1x1(0)
+
+
+def test_relu_conditioners_and_glow_steps_only_at_the_last_scale():
+    """``activation="relu"`` and ``n_final_checker=0``: exact, recorded, rebuilt, validated."""
+    torch.manual_seed(0)
+    cfg = dict(
+        TINY,
+        n_checker=0,
+        n_channel=[2],
+        n_final=3,
+        n_final_checker=0,
+        actnorm=True,
+        invconv=True,
+        block_kernel=1,
+        split_prior=True,
+        activation="relu",
+    )
+    model = ImageRealNVP(**cfg).double()
+    assert model.config["activation"] == "relu" and model.config["n_final_checker"] == 0
+    assert not [m for m in model.modules() if isinstance(m, CheckerboardCoupling)]
+    assert len([m for m in model.modules() if isinstance(m, InvertibleConv1x1)]) == 2 + 3
+    assert [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+    assert not [m for m in model.modules() if isinstance(m, torch.nn.SiLU)]
+    x = images01(32, seed=9)
+    model.initialize(x)
+    randomise(model, std=0.05)
+    assert_model_is_exact(model, x[:3])
+    rebuilt = ImageRealNVP(**model.config).double()
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.equal(rebuilt.log_prob(x[:3]), model.log_prob(x[:3]))
+    # defaults are not recorded, so older checkpoints keep their config
+    default = ImageRealNVP(**dict(cfg, n_final_checker=None, activation="silu"))
+    assert "activation" not in default.config and "n_final_checker" not in default.config
+    with pytest.raises(ValueError, match="activation: expected one of"):
+        ImageRealNVP(**dict(cfg, activation="tanh"))
+    with pytest.raises(ValueError, match="n_final_checker: expected None or an int >= 0"):
+        ImageRealNVP(**dict(cfg, n_final_checker=-1))

@@ -102,3 +102,31 @@ def test_time_budget_stops_the_run(tmp_path, fake_mnist, capsys):
     metrics = tm.main(common(tmp_path) + ["--steps", "1000", "--max-minutes", "0.0001"])
     assert metrics["steps"] < 1000
     assert "time budget" in capsys.readouterr().out
+
+
+def test_set_changes_the_architecture_and_is_recorded(tmp_path, fake_mnist):
+    metrics = tm.main(
+        common(tmp_path)
+        + ["--steps", "3", "--set", "n_final_checker=0", 'activation="relu"', "hidden=[6,4]"]
+    )
+    expected = dict(TINY_CONFIG, n_final_checker=0, activation="relu", hidden=[6, 4])
+    assert metrics["config"] == expected
+    model = ImageRealNVP.load(str(tmp_path / "model.pt"))
+    assert model.config["activation"] == "relu" and model.config["n_final_checker"] == 0
+    assert model.config["hidden"] == [6, 4]
+    assert not any(isinstance(m, torch.nn.SiLU) for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("widths=3", "--set: expected KEY=JSON with KEY one of"),
+        ("n_final", "--set: expected KEY=JSON"),
+        ("alpha=1e-5x", "--set: the value of alpha is not JSON"),
+        ('activation="tanh"', "activation: expected one of"),
+    ],
+)
+def test_set_errors_name_the_option(tmp_path, fake_mnist, capsys, item, message):
+    with pytest.raises(SystemExit) as excinfo:
+        tm.main(common(tmp_path) + ["--steps", "2", "--set", item])
+    assert message in str(excinfo.value) + capsys.readouterr().err

@@ -37,6 +37,15 @@ from coursekit._validation import check_positive_float, check_positive_int, chec
 from coursekit.flows.base import Bijection, Flow, FlowSequence, standard_normal_log_prob
 from coursekit.flows.preprocessing import Logit
 
+#: Activation functions of the conditioners, by name.
+ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU}
+
+
+def _activation(name: str) -> type[nn.Module]:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
 
 class ResidualBlock(nn.Module):
     """A residual block that keeps the width: ``h + net(h)``.
@@ -44,20 +53,21 @@ class ResidualBlock(nn.Module):
     ``kernel_size=3`` (the default): ``net = conv3×3 ∘ act ∘ conv3×3 ∘ act``, mixing
     neighbouring pixels. ``kernel_size=1``: ``net = conv1×1 ∘ act``, one channel-mixing layer
     (the middle 1×1 convolution of Glow's conditioner, with a skip connection), about 18×
-    cheaper.
+    cheaper. ``act`` is ``activation`` ("silu" or "relu").
     """
 
-    def __init__(self, width: int, kernel_size: int = 3):
+    def __init__(self, width: int, kernel_size: int = 3, activation: str = "silu"):
         super().__init__()
+        act = _activation(activation)
         if kernel_size == 3:
             self.net = nn.Sequential(
-                nn.SiLU(),
+                act(),
                 nn.Conv2d(width, width, 3, padding=1),
-                nn.SiLU(),
+                act(),
                 nn.Conv2d(width, width, 3, padding=1),
             )
         elif kernel_size == 1:
-            self.net = nn.Sequential(nn.SiLU(), nn.Conv2d(width, width, 1))
+            self.net = nn.Sequential(act(), nn.Conv2d(width, width, 1))
         else:
             raise ValueError(f"kernel_size: expected 1 or 3, got {kernel_size!r}")
 
@@ -70,19 +80,27 @@ class ConvConditioner(nn.Module):
 
     3×3 input convolution to ``hidden`` channels, ``n_blocks`` residual blocks (``k×k``
     convolutions, ``k = block_kernel``), then a 3×3 output convolution whose weights and bias
-    are zero (so the coupling starts as identity).
+    are zero (so the coupling starts as identity). ``activation``: "silu" or "relu".
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, hidden: int, n_blocks: int, block_kernel: int = 3
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden: int,
+        n_blocks: int,
+        block_kernel: int = 3,
+        activation: str = "silu",
     ):
         super().__init__()
         self.inp = nn.Conv2d(in_channels, hidden, 3, padding=1)
-        self.blocks = nn.Sequential(*[ResidualBlock(hidden, block_kernel) for _ in range(n_blocks)])
+        self.blocks = nn.Sequential(
+            *[ResidualBlock(hidden, block_kernel, activation) for _ in range(n_blocks)]
+        )
         self.out = nn.Conv2d(hidden, out_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-        self.act = nn.SiLU()
+        self.act = _activation(activation)()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out(self.act(self.blocks(self.inp(x))))
@@ -208,6 +226,7 @@ class CheckerboardCoupling(Bijection):
         parity: 0 or 1; which squares are kept (alternate it between layers).
         scale_bound: ``B`` in ``s = B·tanh(ŝ/B)``.
         block_kernel: 3 or 1, the kernel of the conditioner's residual blocks.
+        activation: "silu" or "relu", the conditioner's nonlinearity.
     """
 
     def __init__(
@@ -218,6 +237,7 @@ class CheckerboardCoupling(Bijection):
         parity: int = 0,
         scale_bound: float = 3.0,
         block_kernel: int = 3,
+        activation: str = "silu",
     ):
         super().__init__()
         c, h, w = _check_shape(shape)
@@ -227,7 +247,7 @@ class CheckerboardCoupling(Bijection):
         self.parity = parity
         self.scale_bound = check_positive_float(scale_bound, "scale_bound")
         self.register_buffer("mask", checkerboard_mask(h, w, parity))
-        self.conditioner = ConvConditioner(c + 1, 2 * c, hidden, n_blocks, block_kernel)
+        self.conditioner = ConvConditioner(c + 1, 2 * c, hidden, n_blocks, block_kernel, activation)
 
     def scale_and_shift(self, x_kept: Tensor) -> tuple[Tensor, Tensor]:
         """Bounded ``s`` and ``t``, zero on the kept squares; each ``(batch, C, H, W)``."""
@@ -267,6 +287,7 @@ class ChannelCoupling(Bijection):
         parity: int = 0,
         scale_bound: float = 3.0,
         block_kernel: int = 3,
+        activation: str = "silu",
     ):
         super().__init__()
         c, h, w = _check_shape(shape)
@@ -277,7 +298,7 @@ class ChannelCoupling(Bijection):
         self.event_shape = (c, h, w)
         self.parity = parity
         self.scale_bound = check_positive_float(scale_bound, "scale_bound")
-        self.conditioner = ConvConditioner(c // 2, c, hidden, n_blocks, block_kernel)
+        self.conditioner = ConvConditioner(c // 2, c, hidden, n_blocks, block_kernel, activation)
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         a, b = x.chunk(2, dim=1)
@@ -365,12 +386,17 @@ class MultiScaleLevel(Bijection):
         invconv: bool = False,
         block_kernel: int = 3,
         split_prior: bool = False,
+        activation: str = "silu",
     ):
         super().__init__()
         c, h, w = _check_shape(shape)
         self.event_shape = (c, h, w)
         kw = dict(
-            hidden=hidden, n_blocks=n_blocks, scale_bound=scale_bound, block_kernel=block_kernel
+            hidden=hidden,
+            n_blocks=n_blocks,
+            scale_bound=scale_bound,
+            block_kernel=block_kernel,
+            activation=activation,
         )
         self.checker = nn.ModuleList(
             [
@@ -482,6 +508,8 @@ class ImageRealNVP(Flow):
         n_checker, n_channel: checkerboard / channel couplings of each scale but the last (an
             int: the same at each; a sequence: one value per scale but the last).
         n_final: checkerboard couplings (and as many channel couplings) of the last scale.
+        n_final_checker: checkerboard couplings of the last scale if not ``n_final`` (0: the
+            last scale is ``n_final`` channel couplings / Glow steps only).
         scale_bound: ``B`` of every coupling's bounded log-scale.
         alpha: ``α`` of the logit preprocessing. A small ``α`` (1e-5) spreads the black
             background's dequantization noise over a wide range of logits instead of a thin
@@ -492,6 +520,7 @@ class ImageRealNVP(Flow):
         invconv: a learned :class:`InvertibleConv1x1` before every channel coupling (Glow).
         block_kernel: 3 or 1, the kernel of the conditioners' residual blocks.
         split_prior: a learned conditional prior for each factored-out half (Glow).
+        activation: the conditioners' nonlinearity, "silu" (default) or "relu" (cheaper).
 
     ``forward(x) -> (z, log_det)`` with ``z`` of shape ``(batch, *image_shape)``,
     ``inverse``, ``log_prob``, ``sample(n, temperature)``; :attr:`config` rebuilds the model.
@@ -512,6 +541,8 @@ class ImageRealNVP(Flow):
         invconv: bool = False,
         block_kernel: int = 3,
         split_prior: bool = False,
+        n_final_checker: int | None = None,
+        activation: str = "silu",
     ):
         c, h, w = _check_shape(image_shape)
         n_scales = check_positive_int(n_scales, "n_scales")
@@ -531,6 +562,16 @@ class ImageRealNVP(Flow):
         checkers = _per_scale(n_checker, "n_checker", n_scales - 1)
         channels = _per_scale(n_channel, "n_channel", n_scales - 1)
         n_final = check_positive_int(n_final, "n_final")
+        final_checker = n_final if n_final_checker is None else n_final_checker
+        if (
+            isinstance(final_checker, bool)
+            or not isinstance(final_checker, int)
+            or final_checker < 0
+        ):
+            raise ValueError(
+                f"n_final_checker: expected None or an int >= 0, got {n_final_checker!r}"
+            )
+        _activation(activation)
         shapes = [(c * 2**i, h // 2**i, w // 2**i) for i in range(n_scales)]
         level: Bijection | None = None
         for i in reversed(range(n_scales)):
@@ -539,7 +580,7 @@ class ImageRealNVP(Flow):
                 shapes[i],
                 hidden=widths[i],
                 n_blocks=n_blocks,
-                n_checker=n_final if last else checkers[i],
+                n_checker=final_checker if last else checkers[i],
                 n_channel=n_final if last else channels[i],
                 inner=level,
                 scale_bound=scale_bound,
@@ -547,6 +588,7 @@ class ImageRealNVP(Flow):
                 invconv=invconv,
                 block_kernel=block_kernel,
                 split_prior=split_prior,
+                activation=activation,
             )
         assert level is not None
         logit = Logit(alpha)
@@ -574,6 +616,10 @@ class ImageRealNVP(Flow):
             self.config["block_kernel"] = block_kernel
         if split_prior:
             self.config["split_prior"] = True
+        if n_final_checker is not None and n_final_checker != n_final:
+            self.config["n_final_checker"] = n_final_checker
+        if activation != "silu":
+            self.config["activation"] = activation
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (batch, C, H, W) in ``[0, 1]`` -> ``(z, log|det ∂z/∂x|)``."""
