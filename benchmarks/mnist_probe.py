@@ -32,7 +32,7 @@ import torch
 
 from coursekit.datasets import load_mnist
 from coursekit.flows import ImageRealNVP, dequantize, image_bits_per_dim
-from coursekit.train_mnist import DEFAULT_CONFIG
+from coursekit.train_mnist import DEFAULT_CONFIG, training_loss
 
 #: Changes to the shipped configuration, by name.
 PRESETS: dict[str, dict[str, object]] = {
@@ -94,7 +94,7 @@ def probe(
     budget = 60.0 * minutes
 
     def loss_of(x: torch.Tensor) -> torch.Tensor:
-        return -model.log_prob(x).mean()
+        return training_loss(model, x)  # −mean log p(x), one graph for torch.compile
 
     loss_fn = torch.compile(loss_of) if compile_loss else loss_of
 
@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], help="config changes, KEY=JSON")
     parser.add_argument("--minutes", type=float, default=4.0, help="training time per probe")
     parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--eval-images", type=int, default=1000)
     parser.add_argument("--eval-every", type=float, default=1.0, help="minutes")
     parser.add_argument("--threads", type=int, default=2)
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             test.images[: args.eval_images],
             args.minutes,
             lr=args.lr,
+            batch_size=args.batch_size,
             eval_every=args.eval_every,
             log=lambda line: print(line, flush=True),
             compile_loss=args.compile,
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((preset, model.num_parameters(), result))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"\n{args.minutes:g} min of training per probe, lr {args.lr:g}, batch 64"
+        f"\n{args.minutes:g} min of training per probe, lr {args.lr:g}, batch {args.batch_size}"
         f"{', torch.compile' if args.compile else ''}; test bits/dim "
         f"on the first {args.eval_images} test images of {test.source}; {stamp}; "
         f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "

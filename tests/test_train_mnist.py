@@ -130,3 +130,12 @@ def test_set_errors_name_the_option(tmp_path, fake_mnist, capsys, item, message)
     with pytest.raises(SystemExit) as excinfo:
         tm.main(common(tmp_path) + ["--steps", "2", "--set", item])
     assert message in str(excinfo.value) + capsys.readouterr().err
+
+
+def test_training_loss_is_the_mean_negative_log_likelihood():
+    torch.manual_seed(0)
+    model = ImageRealNVP(**TINY_CONFIG).double()
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    model.initialize(x)
+    expected = -model.log_prob(x).mean()
+    assert torch.allclose(tm.training_loss(model, x), expected, rtol=0, atol=1e-12)
