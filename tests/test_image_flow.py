@@ -354,6 +354,17 @@ def test_invertible_conv_1x1_log_det_gradcheck_and_start():
         layer(torch.rand(2, 4, 2, 2, dtype=torch.float64))
 
 
+def assert_trained_model_is_exact_and_rebuilds(model: ImageRealNVP, x: torch.Tensor) -> None:
+    """Initialise on ``x``, perturb every weight, check exactness on 3 images, and check that
+    ``ImageRealNVP(**model.config)`` with the same state gives the same ``log_prob``."""
+    model.initialize(x)
+    randomise(model, std=0.05)
+    assert_model_is_exact(model, x[:3])
+    rebuilt = ImageRealNVP(**model.config).double()
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.equal(rebuilt.log_prob(x[:3]), model.log_prob(x[:3]))
+
+
 def test_glow_style_model_is_exact_and_records_its_options():
     torch.manual_seed(0)
     cfg = dict(
@@ -373,13 +384,7 @@ def test_glow_style_model_is_exact_and_records_its_options():
     couplings = [m for m in model.modules() if isinstance(m, ChannelCoupling)]
     assert len(couplings) == 3 + 1 + 2  # the learned prior of the split is one more
     assert not [m for m in model.modules() if isinstance(m, CheckerboardCoupling)][2:]
-    x = images01(32, seed=8)
-    model.initialize(x)
-    randomise(model, std=0.05)
-    assert_model_is_exact(model, x[:3])
-    rebuilt = ImageRealNVP(**model.config).double()
-    rebuilt.load_state_dict(model.state_dict())
-    assert torch.equal(rebuilt.log_prob(x[:3]), model.log_prob(x[:3]))
+    assert_trained_model_is_exact_and_rebuilds(model, images01(32, seed=8))
     with pytest.raises(ValueError, match=r"n_channel: expected a non-negative integer or 1"):
         ImageRealNVP(**dict(cfg, n_channel=[2, 2]))
     with pytest.raises(ValueError, match="n_checker"):
@@ -411,13 +416,7 @@ def test_relu_conditioners_and_glow_steps_only_at_the_last_scale():
     assert len([m for m in model.modules() if isinstance(m, InvertibleConv1x1)]) == 2 + 3
     assert [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
     assert not [m for m in model.modules() if isinstance(m, torch.nn.SiLU)]
-    x = images01(32, seed=9)
-    model.initialize(x)
-    randomise(model, std=0.05)
-    assert_model_is_exact(model, x[:3])
-    rebuilt = ImageRealNVP(**model.config).double()
-    rebuilt.load_state_dict(model.state_dict())
-    assert torch.equal(rebuilt.log_prob(x[:3]), model.log_prob(x[:3]))
+    assert_trained_model_is_exact_and_rebuilds(model, images01(32, seed=9))
     # defaults are not recorded, so older checkpoints keep their config
     default = ImageRealNVP(**dict(cfg, n_final_checker=None, activation="silu"))
     assert "activation" not in default.config and "n_final_checker" not in default.config
