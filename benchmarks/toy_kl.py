@@ -8,6 +8,10 @@ Usage (from the repository root)::
 
     python benchmarks/toy_kl.py                          # 5 seeds, 60 s each, 4 modes
     python benchmarks/toy_kl.py --seeds 0 1 --seconds 20 --dataset checkerboard
+    python benchmarks/toy_kl.py --seeds 1 4 --fit batch_size=512 --model 'hidden=[64, 64]'
+
+``--model KEY=JSON`` / ``--fit KEY=JSON`` change one argument of ``RealNVP(2, ...)`` /
+``fit(...)`` for tuning runs (the bar is about the defaults: run it without them).
 
 Prints a Markdown table: one row per seed with the KL in nats, the steps done and the
 training wall time, then the median KL. Runs one training at a time.
@@ -16,6 +20,8 @@ training wall time, then the median KL. Runs one training at a time.
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import math
 import os
 import platform
@@ -42,13 +48,41 @@ DATASETS = {
 }
 
 
-def run_seed(dataset: str, seed: int, seconds: float, kl_samples: int) -> dict[str, float]:
-    """Train a default ``RealNVP(2)`` for at most ``seconds`` and estimate its KL."""
+def parse_overrides(items: list[str], target: object, flag: str) -> dict[str, object]:
+    """``["KEY=JSON", ...]`` -> ``{KEY: value}``; every KEY must be an argument of ``target``."""
+    fixed = {"self", "dim", "model", "data", "max_seconds", "seed", "progress"}  # set here
+    allowed = set(inspect.signature(target).parameters) - fixed
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in allowed:
+            raise SystemExit(
+                f"{flag}: expected KEY=JSON with KEY one of {sorted(allowed)}, got {item!r}"
+            )
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise SystemExit(f"{flag}: the value of {key} is not JSON: {value!r}") from None
+    return overrides
+
+
+def run_seed(
+    dataset: str,
+    seed: int,
+    seconds: float,
+    kl_samples: int,
+    model_overrides: dict[str, object] | None = None,
+    fit_overrides: dict[str, object] | None = None,
+) -> dict[str, float]:
+    """Train ``RealNVP(2)`` (defaults unless overridden) for at most ``seconds`` and
+    estimate its KL."""
     target = gallery()[DATASETS[dataset]]
     seed_everything(seed)  # the initial weights depend on the seed too
-    model = RealNVP(2)
+    model = RealNVP(2, **(model_overrides or {}))
     cpu_start = time.process_time()
-    history = fit(model, target, max_seconds=seconds, seed=seed, progress=False)
+    history = fit(
+        model, target, max_seconds=seconds, seed=seed, progress=False, **(fit_overrides or {})
+    )
     cpu = time.process_time() - cpu_start
     kl = kl_to_target(
         model, target, n=kl_samples, generator=torch.Generator().manual_seed(10_000 + seed)
@@ -73,14 +107,24 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="torch threads (default 1: tiny model, shared CPU)"
     )
     parser.add_argument("--bar", type=float, default=0.03, help="KL bar in nats (exit 1 if missed)")
+    parser.add_argument(
+        "--model", nargs="*", default=[], metavar="KEY=JSON", help="RealNVP(2, KEY=value) override"
+    )
+    parser.add_argument(
+        "--fit", nargs="*", default=[], metavar="KEY=JSON", help="fit(..., KEY=value) override"
+    )
     args = parser.parse_args(argv)
+    model_overrides = parse_overrides(args.model, RealNVP.__init__, "--model")
+    fit_overrides = parse_overrides(args.fit, fit, "--fit")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
     load = os.getloadavg()
     rows = []
     for seed in args.seeds:
-        row = run_seed(args.dataset, seed, args.seconds, args.kl_samples)
+        row = run_seed(
+            args.dataset, seed, args.seconds, args.kl_samples, model_overrides, fit_overrides
+        )
         rows.append(row)
         print(
             f"seed {seed}: KL {row['kl']:.4f} nats, {row['steps']} steps, {row['seconds']:.1f} s",
@@ -89,8 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    changed = ", ".join(
+        [f"model {k}={v!r}" for k, v in model_overrides.items()]
+        + [f"fit {k}={v!r}" for k, v in fit_overrides.items()]
+    )
     print(
-        f"RealNVP(2) defaults + fit(max_seconds={args.seconds:g}) defaults on "
+        f"RealNVP(2) defaults + fit(max_seconds={args.seconds:g}) defaults"
+        f"{' except ' + changed if changed else ''} on "
         f"`{args.dataset}`; {stamp}; {platform.machine()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average at start "
         f"{load[0]:.1f} (a train CPU time well below the wall time means a shared machine)\n"
