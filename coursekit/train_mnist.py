@@ -16,7 +16,12 @@ what gets evaluated and saved.
 Every ``--checkpoint-every`` seconds the full state (weights, EMA, optimizer, step, random
 generator, elapsed time, log) is written atomically (temporary file + ``os.replace``) to
 ``OUT/checkpoint.pt``; ``--resume`` continues from it, so a killed run loses at most one
-checkpoint interval. At the end ``OUT/model.pt`` (EMA weights + config, loadable with
+checkpoint interval. A checkpoint is written only once its weights have given a sane loss on
+the next batch. A batch loss that is NaN, infinite or above ``--max-bpd`` bits/dim (a blow-up
+can stay finite) is a divergence: the run reloads its last checkpoint and goes on with half the
+learning rate (``--max-restarts`` times at most, recorded in ``restarts``; the wall-time budget
+keeps counting), then stops with a message (rerun with ``--resume`` and a smaller ``--lr``).
+At the end ``OUT/model.pt`` (EMA weights + config, loadable with
 ``weights_only=True``) and ``OUT/metrics.json`` are written.
 """
 
@@ -78,6 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights")
     p.add_argument("--clip-grad", type=float, default=50.0, help="max gradient norm")
+    p.add_argument(
+        "--max-bpd",
+        type=float,
+        default=16.0,
+        help="a training batch above this many bits/dim (default: twice the 8 of a uniform "
+        "model) stops the run as diverged",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -101,6 +113,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=2,
+        help="on divergence, reload the last checkpoint and halve the learning rate, at most "
+        "this many times (0: stop the run instead)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="CI-sized run: 120 steps, small evals, 30 s checkpoints (about 1-2 minutes)",
@@ -118,6 +137,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')}: expected a positive integer")
     if not args.lr > 0:
         p.error("--lr: expected a positive number")
+    if args.max_restarts < 0:
+        p.error("--max-restarts: expected a non-negative integer")
+    if not args.max_bpd > 8:
+        p.error("--max-bpd: expected a number above 8 (the bits/dim of a uniform model)")
     args.overrides = {}
     allowed = set(inspect.signature(ImageRealNVP).parameters) - {"image_shape"}
     for item in args.set:
@@ -213,10 +236,9 @@ def main(argv: list[str] | None = None) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
     step, elapsed, log = 0, 0.0, []
+    lr_scale, restarts = 1.0, []  # halved at each restart after a divergence
 
-    if args.resume:
-        if not ckpt_path.exists():
-            raise SystemExit(f"--resume: no checkpoint at {ckpt_path}")
+    def load_checkpoint() -> tuple[int, float, list, float, list]:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         if state["config"] != config:
             raise SystemExit(
@@ -226,19 +248,32 @@ def main(argv: list[str] | None = None) -> dict:
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
-        step, elapsed, log = state["step"], state["elapsed"], state["log"]
+        return (
+            state["step"],
+            state["elapsed"],
+            state["log"],
+            state.get("lr_scale", 1.0),
+            state.get("restarts", []),
+        )
+
+    if args.resume:
+        if not ckpt_path.exists():
+            raise SystemExit(f"--resume: no checkpoint at {ckpt_path}")
+        step, elapsed, log, lr_scale, restarts = load_checkpoint()
         print(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min trained)")
 
-    def save_checkpoint() -> None:
+    def save_checkpoint(generator_state: torch.Tensor | None = None) -> None:
         atomic_save(
             dict(
                 model=model.state_dict(),
                 ema=ema.state_dict(),
                 optimizer=optimizer.state_dict(),
-                generator=generator.get_state(),
+                generator=generator.get_state() if generator_state is None else generator_state,
                 step=step,
                 elapsed=elapsed,
                 log=log,
+                lr_scale=lr_scale,
+                restarts=restarts,
                 config=config,
                 args=vars(args),
             ),
@@ -260,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     loss_fn = torch.compile(loss_of_batch) if args.compile else loss_of_batch
     bar = tqdm(total=args.steps, initial=step, desc="training", dynamic_ncols=True)
-    last_ckpt = time.perf_counter()
+    last_ckpt, checkpoint_due = time.perf_counter(), False
     window_start, window_images = time.perf_counter(), 0
     start = time.perf_counter() - elapsed
     model.train()
@@ -270,15 +305,47 @@ def main(argv: list[str] | None = None) -> dict:
             if args.max_minutes and elapsed >= 60 * args.max_minutes:
                 print(f"time budget of {args.max_minutes} min reached at step {step}")
                 break
-            lr = learning_rate(args, step, elapsed)
+            lr = lr_scale * learning_rate(args, step, elapsed)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            batch_generator_state = generator.get_state() if checkpoint_due else None
             idx = torch.randint(0, n_train, (args.batch_size,), generator=generator)
             x = dequantize(train.images[idx], generator=generator) / LEVELS
             x = x.to(device)
             loss = loss_fn(x)
-            if not torch.isfinite(loss):
-                raise SystemExit(f"loss became {float(loss)} at step {step}; try a smaller --lr")
+            train_bpd = float(loss.detach()) / (784 * math.log(2)) + 8.0
+            if not train_bpd <= args.max_bpd:  # NaN, Inf, or a blow-up that stays finite
+                if len(restarts) < args.max_restarts and ckpt_path.exists():
+                    diverged_at = step
+                    # the weights go back; the clock does not (--max-minutes is wall time)
+                    step, _, log, lr_scale, restarts = load_checkpoint()
+                    lr_scale /= 2
+                    restarts.append(
+                        dict(diverged_at_step=diverged_at, bpd=train_bpd, resumed_at_step=step,
+                             lr_scale=lr_scale)
+                    )  # fmt: skip
+                    tqdm.write(
+                        f"training diverged at step {diverged_at} (batch loss {train_bpd:.4g} "
+                        f"bits/dim): restarting from the checkpoint at step {step} with the "
+                        f"learning rate x{lr_scale:g} (restart {len(restarts)} of at most "
+                        f"{args.max_restarts})"
+                    )
+                    save_checkpoint()  # the halved rate survives a later --resume
+                    bar.n = step
+                    bar.refresh()
+                    window_start, window_images = time.perf_counter(), 0
+                    continue
+                raise SystemExit(
+                    f"training diverged at step {step}: batch loss {train_bpd:.4g} bits/dim "
+                    f"(--max-bpd {args.max_bpd:g}); rerun the same command with --resume and a "
+                    "smaller --lr to continue from the last checkpoint"
+                    + (f" ({ckpt_path}, saved before the divergence)" if ckpt_path.exists() else "")
+                )
+            if checkpoint_due:
+                # Saved only now that these weights gave a sane loss, with the generator as it
+                # was before this step's batch: a resumed run redoes exactly this step.
+                save_checkpoint(batch_generator_state)
+                last_ckpt, checkpoint_due = time.perf_counter(), False
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, args.clip_grad)
@@ -289,7 +356,6 @@ def main(argv: list[str] | None = None) -> dict:
                     pe.lerp_(p, 1 - decay)
             step += 1
             window_images += args.batch_size
-            train_bpd = float(loss.detach()) / (784 * math.log(2)) + 8.0
             bar.update(1)
             if step % 20 == 0:
                 bar.set_postfix(bpd=f"{train_bpd:.3f}", lr=f"{lr:.1e}")
@@ -311,10 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
                 tqdm.write(json.dumps(entry))
                 sys.stdout.flush()
                 window_start, window_images = time.perf_counter(), 0
-            if time.perf_counter() - last_ckpt >= args.checkpoint_every:
-                elapsed = time.perf_counter() - start
-                save_checkpoint()
-                last_ckpt = time.perf_counter()
+            checkpoint_due = time.perf_counter() - last_ckpt >= args.checkpoint_every
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
@@ -335,6 +398,7 @@ def main(argv: list[str] | None = None) -> dict:
         steps=step,
         batch_size=args.batch_size,
         lr=args.lr,
+        restarts=restarts,
         ema=args.ema,
         train_minutes=round(elapsed / 60, 2),
         images_per_s=round(sum(rates) / len(rates), 1) if rates else None,

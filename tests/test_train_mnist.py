@@ -98,6 +98,76 @@ def test_resume_errors_are_clear(tmp_path, fake_mnist):
         tm.main(common(tmp_path) + ["--steps", "4", "--resume", "--hidden", "6,6"])
 
 
+@pytest.mark.parametrize("blow_up", [float("inf"), 1e7])  # non-finite, or finite but absurd
+def test_divergence_stops_before_checkpointing_and_the_run_resumes_exactly(
+    tmp_path, fake_mnist, monkeypatch, blow_up
+):
+    straight = tm.main(common(tmp_path / "a") + ["--steps", "6", "--seed", "3"])
+    real_loss = tm.training_loss
+    calls = []
+
+    def breaks_at_step_4(model, x):  # the 5th batch (4 updates done) blows up
+        calls.append(None)
+        loss = real_loss(model, x)
+        return loss + blow_up if len(calls) == 5 else loss
+
+    monkeypatch.setattr(tm, "training_loss", breaks_at_step_4)
+    run_b = common(tmp_path / "b") + ["--steps", "6", "--seed", "3", "--checkpoint-every", "0"]
+    with pytest.raises(SystemExit) as excinfo:
+        tm.main(run_b + ["--max-restarts", "0"])
+    message = str(excinfo.value)
+    assert "training diverged at step 4" in message and "(--max-bpd 16)" in message
+    assert "--resume and a smaller --lr" in message
+    assert f"{tmp_path / 'b' / 'checkpoint.pt'}, saved before the divergence" in message
+    # the checkpoint holds the last weights that gave a sane loss, never the diverged ones
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 3
+    monkeypatch.setattr(tm, "training_loss", real_loss)
+    resumed = tm.main(run_b + ["--resume"])
+    assert resumed["steps"] == 6
+    a = ImageRealNVP.load(str(tmp_path / "a" / "model.pt")).state_dict()
+    b = ImageRealNVP.load(str(tmp_path / "b" / "model.pt")).state_dict()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    assert resumed["test_bits_per_dim"] == pytest.approx(straight["test_bits_per_dim"], abs=1e-4)
+
+
+def test_divergence_restarts_from_the_checkpoint_with_half_the_learning_rate(
+    tmp_path, fake_mnist, monkeypatch
+):
+    real_loss = tm.training_loss
+    calls = []
+
+    def blows_up(model, x, on_calls):
+        calls.append(None)
+        loss = real_loss(model, x)
+        return loss + 1e7 if len(calls) in on_calls else loss
+
+    run = common(tmp_path) + ["--steps", "6", "--checkpoint-every", "0"]
+    # once, at the 5th batch: one restart from step 3, then the run completes
+    monkeypatch.setattr(tm, "training_loss", lambda m, x: blows_up(m, x, {5}))
+    metrics = tm.main(run)
+    assert metrics["steps"] == 6 and len(calls) == 5 + 3  # steps 3, 4, 5 redone
+    (restart,) = metrics["restarts"]
+    assert restart["diverged_at_step"] == 4 and restart["resumed_at_step"] == 3
+    assert restart["lr_scale"] == 0.5 and restart["bpd"] > 16
+    assert 0 < metrics["test_bits_per_dim"] < 16
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["lr_scale"] == 0.5 and state["restarts"] == metrics["restarts"]
+    # every batch from the 5th on: two restarts (lr x0.5, x0.25), then a clear stop
+    calls.clear()
+    monkeypatch.setattr(tm, "training_loss", lambda m, x: blows_up(m, x, range(5, 99)))
+    with pytest.raises(SystemExit, match="training diverged at step 3"):  # 3 again
+        tm.main(common(tmp_path / "c") + ["--steps", "6", "--checkpoint-every", "0"])
+    state = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
+    assert [r["lr_scale"] for r in state["restarts"]] == [0.5, 0.25] and state["step"] == 3
+
+
+def test_max_bpd_must_exceed_the_uniform_model(tmp_path, fake_mnist, capsys):
+    with pytest.raises(SystemExit):
+        tm.main(common(tmp_path) + ["--steps", "2", "--max-bpd", "8"])
+    assert "--max-bpd: expected a number above 8" in capsys.readouterr().err
+
+
 def test_time_budget_stops_the_run(tmp_path, fake_mnist, capsys):
     metrics = tm.main(common(tmp_path) + ["--steps", "1000", "--max-minutes", "0.0001"])
     assert metrics["steps"] < 1000
