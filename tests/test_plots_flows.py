@@ -175,5 +175,7 @@ def test_animation_html_is_deterministic_and_small():
     assert len(first) < 200_000
     with pytest.raises(ValueError, match="colors"):
         transport_animation(steps, colors=torch.arange(3.0))
+    anim = transport_animation(steps, size_inches=1.5, dpi=30)
     with pytest.raises(ValueError, match="default_mode"):
-        animation_to_html(transport_animation(steps), default_mode="bounce")
+        animation_to_html(anim, default_mode="bounce")
+    assert FIXED_ID in animation_to_html(anim)  # rendered after all (no "deleted" warning)
