@@ -57,6 +57,15 @@ def common(out) -> list[str]:
     ]  # fmt: skip
 
 
+def assert_same_run(dir_a, metrics_a: dict, dir_b, metrics_b: dict) -> None:
+    """The two runs saved the same model (to 1e-6) and report the same final bits/dim."""
+    a = ImageRealNVP.load(str(dir_a / "model.pt")).state_dict()
+    b = ImageRealNVP.load(str(dir_b / "model.pt")).state_dict()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    assert metrics_b["test_bits_per_dim"] == pytest.approx(metrics_a["test_bits_per_dim"], abs=1e-4)
+
+
 def test_trains_logs_and_saves_a_loadable_model(tmp_path, fake_mnist, capsys):
     metrics = tm.main(common(tmp_path) + ["--steps", "6"])
     assert metrics["steps"] == 6 and metrics["test_images"] == 8
@@ -83,11 +92,7 @@ def test_resume_continues_exactly_where_the_checkpoint_left(tmp_path, fake_mnist
     assert state["step"] == 3 and state["config"] == TINY_CONFIG
     resumed = tm.main(common(tmp_path / "b") + ["--steps", "6", "--seed", "3", "--resume"])
     assert resumed["steps"] == 6
-    a = ImageRealNVP.load(str(tmp_path / "a" / "model.pt")).state_dict()
-    b = ImageRealNVP.load(str(tmp_path / "b" / "model.pt")).state_dict()
-    for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-6), key
-    assert resumed["test_bits_per_dim"] == pytest.approx(straight["test_bits_per_dim"], abs=1e-4)
+    assert_same_run(tmp_path / "a", straight, tmp_path / "b", resumed)
 
 
 def test_resume_errors_are_clear(tmp_path, fake_mnist):
@@ -124,11 +129,7 @@ def test_divergence_stops_before_checkpointing_and_the_run_resumes_exactly(
     monkeypatch.setattr(tm, "training_loss", real_loss)
     resumed = tm.main(run_b + ["--resume"])
     assert resumed["steps"] == 6
-    a = ImageRealNVP.load(str(tmp_path / "a" / "model.pt")).state_dict()
-    b = ImageRealNVP.load(str(tmp_path / "b" / "model.pt")).state_dict()
-    for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-6), key
-    assert resumed["test_bits_per_dim"] == pytest.approx(straight["test_bits_per_dim"], abs=1e-4)
+    assert_same_run(tmp_path / "a", straight, tmp_path / "b", resumed)
 
 
 def test_divergence_restarts_from_the_checkpoint_with_half_the_learning_rate(
