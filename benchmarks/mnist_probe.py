@@ -20,7 +20,6 @@ Prints one line per evaluation and a Markdown table (one row per preset) at the 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -30,6 +29,7 @@ from datetime import datetime, timezone
 
 import torch
 
+from coursekit._validation import parse_key_json
 from coursekit.datasets import load_mnist
 from coursekit.flows import ImageRealNVP, dequantize, image_bits_per_dim
 from coursekit.train_mnist import DEFAULT_CONFIG, training_loss
@@ -139,13 +139,10 @@ def probe(
 
 
 def _parse_overrides(items: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set: expected KEY=JSON_VALUE, got {item!r}")
-        out[key] = json.loads(value)
-    return out
+    try:
+        return parse_key_json(items, None, "--set")
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

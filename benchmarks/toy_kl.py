@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import math
 import os
 import platform
@@ -32,6 +31,7 @@ from datetime import datetime, timezone
 
 import torch
 
+from coursekit._validation import parse_key_json
 from coursekit.datasets import gallery
 from coursekit.flows import RealNVP
 from coursekit.metrics import kl_to_target
@@ -51,19 +51,10 @@ DATASETS = {
 def parse_overrides(items: list[str], target: object, flag: str) -> dict[str, object]:
     """``["KEY=JSON", ...]`` -> ``{KEY: value}``; every KEY must be an argument of ``target``."""
     fixed = {"self", "dim", "model", "data", "max_seconds", "seed", "progress"}  # set here
-    allowed = set(inspect.signature(target).parameters) - fixed
-    overrides: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in allowed:
-            raise SystemExit(
-                f"{flag}: expected KEY=JSON with KEY one of {sorted(allowed)}, got {item!r}"
-            )
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            raise SystemExit(f"{flag}: the value of {key} is not JSON: {value!r}") from None
-    return overrides
+    try:
+        return parse_key_json(items, set(inspect.signature(target).parameters) - fixed, flag)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
 
 def run_seed(

@@ -7,6 +7,7 @@ inside torch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import torch
@@ -65,3 +66,28 @@ def check_positive_float(value: object, name: str) -> float:
     if not (value > 0 and value < float("inf")):
         raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
     return value
+
+
+def parse_key_json(items: Sequence[str], allowed: set[str] | None, flag: str) -> dict[str, object]:
+    """Command-line ``KEY=JSON`` items -> ``{KEY: value}``.
+
+    Args:
+        items: strings such as ``"hidden=[64, 64]"`` or ``'activation="relu"'``.
+        allowed: the accepted keys (``None``: any key).
+        flag: the option's name, e.g. ``"--set"``, used in the error messages.
+
+    Raises:
+        ValueError: naming ``flag`` when an item has no ``=``, an unknown key, or a value that
+            is not JSON.
+    """
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or (allowed is not None and key not in allowed):
+            keys = f" with KEY one of {sorted(allowed)}" if allowed is not None else ""
+            raise ValueError(f"{flag}: expected KEY=JSON{keys}, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"{flag}: the value of {key} is not JSON: {value!r}") from None
+    return out

@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from coursekit._validation import parse_key_json
 from coursekit.datasets.mnist import load_mnist
 from coursekit.device import default_device
 from coursekit.flows.base import standard_normal_log_prob
@@ -88,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=16.0,
         help="a training batch above this many bits/dim (default: twice the 8 of a uniform "
-        "model) stops the run as diverged",
+        "model) counts as a divergence, like NaN or Inf (see --max-restarts)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
@@ -141,16 +142,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--max-restarts: expected a non-negative integer")
     if not args.max_bpd > 8:
         p.error("--max-bpd: expected a number above 8 (the bits/dim of a uniform model)")
-    args.overrides = {}
     allowed = set(inspect.signature(ImageRealNVP).parameters) - {"image_shape"}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or key not in allowed:
-            p.error(f"--set: expected KEY=JSON with KEY one of {sorted(allowed)}, got {item!r}")
-        try:
-            args.overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            p.error(f"--set: the value of {key} is not JSON: {value!r}")
+    try:
+        args.overrides = parse_key_json(args.set, allowed, "--set")
+    except ValueError as error:
+        p.error(str(error))
     return args
 
 
