@@ -187,8 +187,28 @@ def training_loss(model: ImageRealNVP, x: torch.Tensor) -> torch.Tensor:
     return -(standard_normal_log_prob(z) + log_det).mean()
 
 
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The processor's model name from ``cpuinfo`` (Linux), or ``None`` where it is not known."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+            return value.strip()
+    return None
+
+
 def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
+    """``"Linux x86_64 (AMD EPYC), 2 CPUs, torch 2.13.0+cpu"``: where the run's speed comes from.
+
+    The processor model is part of it because machines with the same core count differ a lot
+    (images/s of the same run on two 2-core machines here: about 160 and about 650).
+    """
+    machine = platform.processor() or platform.machine()
+    model = cpu_model()
+    cpu = f"{machine} ({model})" if model else machine
     return f"{platform.system()} {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}"
 
 

@@ -5,6 +5,7 @@ writes a model that loads with ``weights_only=True``."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -210,3 +211,14 @@ def test_training_loss_is_the_mean_negative_log_likelihood():
     model.initialize(x)
     expected = -model.log_prob(x).mean()
     assert torch.allclose(tm.training_loss(model, x), expected, rtol=0, atol=1e-12)
+
+
+def test_hardware_names_the_processor_model(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9999\n")
+    assert tm.cpu_model(cpuinfo) == "AMD EPYC 9999"
+    cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")  # no model line (some ARM kernels)
+    assert tm.cpu_model(cpuinfo) is None
+    assert tm.cpu_model(tmp_path / "missing") is None
+    text = tm.hardware()
+    assert f"{os.cpu_count()} CPUs" in text and torch.__version__ in text
