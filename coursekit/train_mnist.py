@@ -47,7 +47,12 @@ from coursekit.datasets.mnist import load_mnist
 from coursekit.device import default_device
 from coursekit.flows.base import standard_normal_log_prob
 from coursekit.flows.image import ImageRealNVP
-from coursekit.flows.preprocessing import LEVELS, dequantize, image_bits_per_dim
+from coursekit.flows.preprocessing import (
+    LEVELS,
+    bits_per_dim_from_unit_log_prob,
+    dequantize,
+    image_bits_per_dim,
+)
 from coursekit.training import seed_everything
 
 #: The architecture of the shipped pretrained model (and the default here).
@@ -236,6 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.hidden:
         config["hidden"] = [int(v) for v in args.hidden.split(",")]
     config.update(args.overrides)
+    num_dims = math.prod(config["image_shape"])  # D = 784 for MNIST
 
     seed_everything(args.seed)
     try:
@@ -329,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
             x = dequantize(train.images[idx], generator=generator) / LEVELS
             x = x.to(device)
             loss = loss_fn(x)
-            train_bpd = float(loss.detach()) / (784 * math.log(2)) + 8.0
+            train_bpd = float(bits_per_dim_from_unit_log_prob(-loss.detach().double(), num_dims))
             if not train_bpd <= args.max_bpd:  # NaN, Inf, or a blow-up that stays finite
                 if len(restarts) < args.max_restarts and ckpt_path.exists():
                     diverged_at = step
