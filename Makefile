@@ -11,6 +11,10 @@ PORT   ?= 8888
 # (the notebooks select the inline backend themselves).
 TEST_ENV := TQDM_DISABLE=1 MPLBACKEND=agg PYTHONHASHSEED=0 PYDEVD_DISABLE_FILE_VALIDATION=1
 
+# Two test workers share the 2 cores (notebooks are mostly kernel round trips and small torch
+# ops); --dist loadfile keeps every cell of a notebook on the same worker and kernel.
+XDIST := -n 2 --dist loadfile
+
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg \
          --nbval-cell-timeout=600
 
@@ -28,9 +32,10 @@ lab: venv
 ## nbval-lax on the solutions, and the exercises-in-sync check.
 test: venv
 	$(BIN)/ruff check .
-	$(TEST_ENV) $(BIN)/python -m pytest -q -rs tests $(NBVAL) notebooks \
+	$(TEST_ENV) $(BIN)/python -m pytest -q -rs $(XDIST) tests $(NBVAL) notebooks \
 	    --cov=coursekit --cov-report=term --cov-config=pyproject.toml
-	$(TEST_ENV) $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env solutions -p no:cacheprovider
+	$(TEST_ENV) $(BIN)/python -m pytest -q $(XDIST) --nbval-lax --nbval-current-env solutions \
+	    -p no:cacheprovider
 	$(BIN)/python -m coursekit.exercises build --check
 
 ## Re-execute notebooks in place and store their outputs (NB=path to do just one).
