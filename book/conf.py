@@ -13,8 +13,6 @@ import shutil
 from pathlib import Path
 
 project = "Normalizing flows and invertible neural networks"
-author = "the course authors"
-copyright = "the course authors; slides by J. Cabessa"  # noqa: A001 (Sphinx's name)
 language = "en"
 
 extensions = ["myst_nb"]
@@ -37,7 +35,10 @@ html_theme_options = {
     "show_toc_level": 2,
     "use_download_button": True,
     "use_fullscreen_button": False,
+    "footer_content_items": [],
 }
+# light by default (the figures have white backgrounds); the theme's switch still offers dark
+html_context = {"default_mode": "light"}
 html_show_sourcelink = False
 html_copy_source = True
 html_last_updated_fmt = None
