@@ -15,7 +15,8 @@ from pathlib import Path
 project = "Normalizing flows and invertible neural networks"
 language = "en"
 
-extensions = ["myst_nb"]
+# githubpages writes .nojekyll, so the site also works when published from a branch
+extensions = ["myst_nb", "sphinx.ext.githubpages"]
 root_doc = "index"
 exclude_patterns: list[str] = []
 

@@ -46,10 +46,10 @@ class BuiltBook:
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory: pytest.TempPathFactory) -> BuiltBook:
-    """Build the site from the stored outputs (``make book``'s command, 2 Sphinx processes)
-    into a temporary folder, once for every test that needs it."""
+    """Build the site from the stored outputs (``make book``'s command) into a temporary
+    folder, once for every test that needs it."""
     out = tmp_path_factory.mktemp("book")
-    cmd = [sys.executable, str(REPO / "tools" / "build_book.py"), "--out", str(out), "-j", "2"]
+    cmd = [sys.executable, str(REPO / "tools" / "build_book.py"), "--out", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - t0

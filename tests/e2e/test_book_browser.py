@@ -102,9 +102,9 @@ def site(chromium_context, book_url: str, output_dir: Path) -> Iterator[tuple[An
     page.route("**/*", route)
     page.on(
         "response",
-        lambda resp: traffic.missing.append(f"{resp.status} {resp.url}")
-        if resp.status >= 400
-        else None,
+        lambda resp: (
+            traffic.missing.append(f"{resp.status} {resp.url}") if resp.status >= 400 else None
+        ),
     )
     page.on("console", lambda m: traffic.console.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda err: traffic.console.append(str(err)))
