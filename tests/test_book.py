@@ -270,12 +270,37 @@ def test_staging_replaces_widget_views_and_remote_stylesheets(tmp_path):
     })  # fmt: skip
     path.write_text(json.dumps(nb))
     out = build_book.transform_notebook(tmp_path, "notebooks", path)
+    note = {"text/markdown": build_book.WIDGET_NOTE, "text/plain": build_book.WIDGET_NOTE}
     widget_out, html_out = out["cells"][-1]["outputs"]
-    assert widget_out["data"] == {
-        "text/markdown": build_book.WIDGET_NOTE,
-        "text/plain": build_book.WIDGET_NOTE,
-    }
+    assert widget_out["output_type"] == "display_data" and widget_out["data"] == note
     assert html_out["data"]["text/html"] == "<p>kept</p>"
+    # a widget output that also stores a picture keeps the picture, after the note
+    png = {build_book.WIDGET_MIME: widget, "text/plain": "VBox()", "image/png": "iVBOR"}
+    stored = {"output_type": "display_data", "metadata": {}, "data": png}
+    assert [o["data"] for o in build_book._site_outputs(stored)] == [note, {"image/png": "iVBOR"}]
+
+
+def test_links_to_repository_files_outside_the_site_become_text(tmp_path):
+    for rel in ("notebooks/01_a.ipynb", "exercises/01_a.ipynb", "benchmarks/README.md",
+                "notebooks/fig.png"):  # fmt: skip
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    (tmp_path / "coursekit").mkdir()
+    source = (
+        "[the exercises](../exercises/01_a.ipynb), [results](../benchmarks/README.md), "
+        "[`benchmarks/README.md`](../benchmarks/README.md), [code](../coursekit/), "
+        "[missing](../exercises/09_x.ipynb), [paper](https://arxiv.org/abs/1605.08803), "
+        "[up](#goals), ![a figure](fig.png)"
+    )
+    notebook = tmp_path / "notebooks" / "x.ipynb"
+    new, images = build_book.rewrite_local_links(tmp_path, notebook, source)
+    assert new == (
+        "[the exercises](../exercises/01_a.ipynb), results (`benchmarks/README.md`), "
+        "`benchmarks/README.md`, code (`coursekit/`), "
+        "[missing](../exercises/09_x.ipynb), [paper](https://arxiv.org/abs/1605.08803), "
+        "[up](#goals), ![a figure](fig.png)"
+    )
+    assert images == [Path("notebooks/fig.png")]
 
 
 def test_build_rejects_a_bad_number_of_jobs(tmp_path):

@@ -18,8 +18,12 @@ What the staging adds to the copies (so lectures and exercises link both ways):
   solutions;
 * a solution notebook: a warning box saying these are the solutions, with links to the
   lecture and to the untouched exercises;
+* a solution notebook's title says "Solutions N — ..." instead of "Exercises N — ...";
 * an ipywidgets output (its live view needs a Jupyter kernel): replaced by a one-line note
-  saying so; the static figure stored under the widget stays as it is.
+  saying so; the static figure stored under the widget stays as it is;
+* an HTML output: stylesheets linked from other sites are dropped (the site works offline);
+* a Markdown link to a repository file that the site does not show (``../benchmarks/``):
+  its text followed by the path, instead of a dead link; a relative image is staged too.
 
 The table of contents picks the notebooks up by glob (``book/index.md``), so a new
 ``notebooks/07_*.ipynb`` appears without editing anything here.
@@ -37,6 +41,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
@@ -46,6 +51,8 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 #: A ``<link rel="stylesheet" href="http...">`` (matplotlib's animation HTML loads an icon font
 #: from a CDN; the theme bundles Font Awesome already).
 REMOTE_STYLESHEET = re.compile(r"<link\b[^>]*\bhref=[\"']https?://[^>]*>\s*", re.I)
+#: A Markdown link or image ``[text](target "title")`` (no brackets inside the text).
+MARKDOWN_LINK = re.compile(r"(!?)\[([^\[\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 WIDGET_NOTE = (
     "*Interactive widget: its sliders need a running Jupyter kernel. Open this notebook in "
     "JupyterLab (`make lab`) to use it.*"
@@ -153,6 +160,62 @@ def navigation_cells(repo: Path, part: str, path: Path) -> tuple[list[dict], lis
     return top, end
 
 
+def _site_outputs(out: dict) -> list[dict]:
+    """The outputs that stand for the stored output ``out`` on the site: a widget view
+    becomes :data:`WIDGET_NOTE` (followed by any picture stored in the same output), an
+    HTML output loses its stylesheets from other sites; anything else is kept as it is."""
+    data = out.get("data", {})
+    if WIDGET_MIME in data:
+        note = {"output_type": "display_data", "metadata": {},
+                "data": {"text/markdown": WIDGET_NOTE, "text/plain": WIDGET_NOTE}}  # fmt: skip
+        rest = {k: v for k, v in data.items() if k not in (WIDGET_MIME, "text/plain")}
+        if not rest:
+            return [note]
+        return [note, {**out, "output_type": "display_data", "data": rest}]
+    if "text/html" in data:
+        html = "".join(data["text/html"])
+        return [{**out, "data": {**data, "text/html": REMOTE_STYLESHEET.sub("", html)}}]
+    return [out]
+
+
+def _site_page(repo: Path, rel: Path) -> bool:
+    """Is the repository file ``rel`` a page of the site (a staged notebook or book page)?"""
+    parts = rel.parts
+    if len(parts) == 2 and parts[0] in PARTS and rel.suffix == ".ipynb":
+        return True
+    return len(parts) == 2 and parts[0] == "book" and rel.suffix == ".md"
+
+
+def rewrite_local_links(repo: Path, path: Path, source: str) -> tuple[str, list[Path]]:
+    """Markdown ``source`` of notebook ``path`` with its links to repository files that the
+    site does not show (``../benchmarks/README.md``, ``../coursekit/``) turned into their text
+    followed by the path; also the repository files its relative images show (to stage
+    them). Links to pages of the site, to other sites, to anchors, and links to files that
+    do not exist (Sphinx reports those) are left as they are."""
+    images: list[Path] = []
+    root = repo.resolve()
+
+    def replace(m: re.Match) -> str:
+        bang, text, url = m.group(1), m.group(2), m.group(3)
+        parts = urlsplit(url)
+        if parts.scheme or parts.netloc or not parts.path:
+            return m.group(0)
+        target = (path.parent / unquote(parts.path)).resolve()
+        if root not in target.parents or not target.exists():
+            return m.group(0)
+        rel = target.relative_to(root)
+        if bang:
+            if target.is_file():
+                images.append(rel)
+            return m.group(0)
+        if _site_page(repo, rel):
+            return m.group(0)
+        shown = rel.as_posix() + ("/" if target.is_dir() else "")
+        return text if shown.rstrip("/") in text else f"{text} (`{shown}`)"
+
+    return MARKDOWN_LINK.sub(replace, source), images
+
+
 def transform_notebook(repo: Path, part: str, path: Path) -> dict:
     """The notebook at ``path`` as the site shows it: navigation boxes added, live widget
     views replaced by a note, stylesheets from other sites dropped from HTML outputs (the
@@ -161,13 +224,11 @@ def transform_notebook(repo: Path, part: str, path: Path) -> dict:
     nb = json.loads(path.read_text(encoding="utf-8"))
     retitle = part == "solutions"
     for cell in nb["cells"]:
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if WIDGET_MIME in data:
-                out["data"] = {"text/markdown": WIDGET_NOTE, "text/plain": WIDGET_NOTE}
-            elif "text/html" in data:
-                html = "".join(data["text/html"])
-                data["text/html"] = REMOTE_STYLESHEET.sub("", html)
+        if "outputs" in cell:
+            cell["outputs"] = [new for out in cell["outputs"] for new in _site_outputs(out)]
+        if cell["cell_type"] == "markdown":
+            source, _ = rewrite_local_links(repo, path, "".join(cell["source"]))
+            cell["source"] = source.splitlines(keepends=True)
         if retitle and cell["cell_type"] == "markdown":
             source = "".join(cell["source"])
             if source.startswith("# "):
@@ -205,6 +266,12 @@ def stage(repo: Path, src: Path) -> list[Path]:
             target = src / part / path.name
             _write_if_changed(target, text.encode("utf-8"))
             staged.append(target)
+            for cell in nb["cells"]:
+                if cell["cell_type"] == "markdown":
+                    _, images = rewrite_local_links(repo, path, "".join(cell["source"]))
+                    for rel in images:  # pictures the notebook's text shows: same place
+                        _write_if_changed(src / rel, (repo / rel).read_bytes())
+                        staged.append(src / rel)
     keep = set(staged)
     for old in list(src.rglob("*")):
         if old.is_file() and old not in keep:
