@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"book build FAILED (status {status}) in {seconds:.1f} s; warnings in "
-            f"{(args.out / 'warnings.txt').resolve()}",
+            f"{(args.out / 'warnings.txt').resolve()} (their paths under {args.out}/src/ are "
+            "the staged copies of book/, notebooks/, exercises/ and solutions/)",
             file=sys.stderr,
         )
     return status
