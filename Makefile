@@ -18,7 +18,7 @@ XDIST := -n 2 --dist loadfile
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg \
          --nbval-cell-timeout=600
 
-.PHONY: lab test venv notebooks exercises lint clean-venv lock
+.PHONY: lab test venv notebooks exercises book lint clean-venv lock
 
 venv:
 	@PYTHON=$(PYTHON) bash tools/ensure-venv.sh
@@ -46,6 +46,11 @@ notebooks: venv
 ## Regenerate exercises/ from solutions/.
 exercises: venv
 	$(BIN)/python -m coursekit.exercises build
+
+## Build the course website from the notebooks' stored outputs (no execution) into
+## build/book/html/ (open build/book/html/index.html); warnings are errors.
+book: venv
+	$(BIN)/python tools/build_book.py --out build/book
 
 lint: venv
 	$(BIN)/ruff check .

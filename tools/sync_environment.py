@@ -16,7 +16,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 PIP_TO_CONDA = {"torch": "pytorch"}
 #: Packages that conda-forge does not carry under the PyPI name: installed by pip instead.
-PIP_ONLY = {"playwright"}
+PIP_ONLY = {"playwright", "django-static-mathjax"}
 
 
 def norm(name: str) -> str:

@@ -13,6 +13,8 @@ the keyboard, code typed into the CodeMirror editor.
   overrides) through Playwright's Python package with a fresh ``--user-data-dir`` and the
   closed-network flags of :data:`CHROMIUM_FLAGS`. No browser is downloaded.
 * ``lab`` (module scope): one JupyterLab page, wrapped in :class:`LabPage`.
+* ``chromium_context`` (module scope): the same Chromium without JupyterLab, for tests that
+  serve their own pages (the course website).
 
 Everything skips with a clear reason when Chromium, Playwright or JupyterLab is missing
 (install them with ``bash .ci/install-chromium.sh`` and ``pip install playwright``).
@@ -271,6 +273,25 @@ def lab_server(
 @pytest.fixture(scope="module")
 def browser(playwright_api, lab_server: LabServer, tmp_path_factory: pytest.TempPathFactory):
     """A headless Chromium context with a fresh user-data dir (closed when the module ends)."""
+    user_data = tmp_path_factory.mktemp("chromium-profile")
+    with playwright_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(user_data),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def chromium_context(playwright_api, tmp_path_factory: pytest.TempPathFactory):
+    """Like ``browser``, without JupyterLab: the same Chromium, flags and fresh profile, for
+    tests that serve their own pages (the course website, tests/e2e/test_book_browser.py)."""
     user_data = tmp_path_factory.mktemp("chromium-profile")
     with playwright_api.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
