@@ -5,7 +5,7 @@
    output number that rounds to it — unless it is a literature figure: a parenthesised
    reference containing a year follows it on the same line, e.g. ``1.05 bits/dim (Grathwohl
    et al., 2019, Table 2)``. Numbers inside inline code or fenced code blocks (settings quoted
-   from the code), link targets and exercise numbers ("Exercise 1.5") are not figures.
+   from the code), link targets, exercise and section numbers ("Exercise 1.5", "section 2.1") are not figures.
 2. A code cell whose stored output prints a decimal number contains an ``assert`` or is marked
    illustrative (the cell tag ``illustrative``, a ``# illustrative`` comment, or a printed
    "(illustrative)" label).
@@ -34,7 +34,9 @@ _FENCE = re.compile(r"```.*?```", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
 _HTML_TAG = re.compile(r"<[^>\n]*>")
-_EXERCISE = re.compile(r"\b[Ee]xercises?\s+\d+\.\d+")
+_EXERCISE = re.compile(
+    r"\b(?:[Ee]xercises?|[Ss]ections?|[Cc]hapters?|[Tt]ables?|[Ff]igures?|§)\s*\d+(?:\.\d+)+"
+)
 _REFERENCE = re.compile(r"\([^()\n]*\b(?:1[89]|20)\d\d[a-z]?\b[^()\n]*\)")
 _ASSERT = re.compile(r"^\s*assert\b|\bassert\s", re.M)
 
@@ -250,6 +252,7 @@ def test_a_prose_number_absent_from_the_outputs_fails(tmp_path):
         "The NLL is −2.873 here.",  # unicode minus, output -2.8731
         "It reaches 1.05 bits/dim (Grathwohl et al., 2019, Table 2).",  # literature
         "Use `lr=5e-3` and see [Exercise 1.5](x.ipynb); Exercise 6.7 too.",  # code, exercises
+        "See Bishop (Section 2.5) and Table 3.1.",  # section numbers
     ],
 )
 def test_prose_numbers_shown_by_an_output_or_referenced_pass(tmp_path, prose):
