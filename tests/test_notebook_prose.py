@@ -5,7 +5,8 @@
    output number that rounds to it — unless it is a literature figure: a parenthesised
    reference containing a year follows it on the same line, e.g. ``1.05 bits/dim (Grathwohl
    et al., 2019, Table 2)``. Numbers inside inline code or fenced code blocks (settings quoted
-   from the code), link targets, exercise and section numbers ("Exercise 1.5", "section 2.1") are not figures.
+   from the code), link targets, exercise and section numbers ("Exercise 1.5", "section 2.1")
+   are not figures.
 2. A code cell whose stored output prints a decimal number contains an ``assert`` or is marked
    illustrative (the cell tag ``illustrative``, a ``# illustrative`` comment, or a printed
    "(illustrative)" label).
