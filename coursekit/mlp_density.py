@@ -1,22 +1,51 @@
 """A plain MLP density model on R² (slides: DENSITY ESTIMATION, the 1–4 mode experiment).
 
-The network outputs an unnormalised log density ``g_θ(x)``. A density must integrate to 1,
-so ``p_θ(x) = exp(g_θ(x)) / Z_θ`` with ``Z_θ = ∫ exp(g_θ(x)) dx``, which we approximate by
-the midpoint rule on a grid of ``[lo, hi]²`` (recomputed at every call, so that gradients
-flow through ``Z_θ``). Without ``Z_θ`` the NLL has no lower bound: the network just raises
-``g_θ`` everywhere. A grid with ``m`` points per axis costs ``m^D`` evaluations, which is
-why this model cannot scale to MNIST's ``D = 784``.
+"MLP" here always means the same network ``g_θ: R^d → R``: fully connected layers with SiLU
+activations and a linear scalar output, read as an *unnormalised* log density. A density
+must integrate to 1, so ``p_θ(x) = exp(g_θ(x)) / Z_θ`` with ``Z_θ = ∫ exp(g_θ(x)) dx`` over the
+box ``[lo, hi]^d``. The models differ only in how ``Z_θ`` is obtained (eq. 4 is then the loss):
+
+* :class:`MLPDensity` — the midpoint rule on an ``m × m`` grid of ``[lo, hi]²``, recomputed
+  at every call so that gradients flow through ``Z_θ`` (``normalize=False`` drops ``Z_θ``:
+  the NLL then has no lower bound, the network just raises ``g_θ`` everywhere);
+* :class:`MonteCarloMLPDensity` — an importance-sampling estimate with ``K`` fresh uniform
+  points of the box per call, ``Ẑ = (hi − lo)^d · (1/K) Σ_k exp(g_θ(u_k))``: its cost does not
+  grow with the dimension, but with few points the network learns to hide mass where the
+  points rarely fall.
+
+:func:`grid_log_normalizer` evaluates ``log Z_θ`` of any of them on a fine grid (to measure
+the true density a model learned), :class:`GridRenormalized` wraps a model with that fixed
+``Z_θ``, and :func:`grid_normalizer_cost` / :func:`grid_log_normalizer_nd` give the size and
+the value of the grid normaliser in ``d`` dimensions: ``m^d`` points, which is why this model
+cannot scale to MNIST's ``D = 784``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from coursekit._validation import check_tensor
+from coursekit._validation import check_positive_int, check_tensor
 from coursekit.grid import make_grid
+
+#: Bytes of one float32 number.
+FLOAT32_BYTES = 4
+
+
+def density_mlp(dim: int, hidden: Sequence[int]) -> nn.Sequential:
+    """The MLP ``g_θ: R^dim → R``: ``Linear → SiLU`` for each hidden width, then ``Linear → 1``."""
+    dim = check_positive_int(dim, "dim")
+    widths = [check_positive_int(h, "hidden") for h in hidden]
+    layers: list[nn.Module] = []
+    width = dim
+    for h in widths:
+        layers += [nn.Linear(width, h), nn.SiLU()]
+        width = h
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
 
 
 class MLPDensity(nn.Module):
@@ -39,13 +68,9 @@ class MLPDensity(nn.Module):
         normalize: bool = True,
     ):
         super().__init__()
-        layers: list[nn.Module] = []
-        width = 2
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.SiLU()]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        if not hi > lo:
+            raise ValueError(f"lo, hi: expected lo < hi, got lo={lo}, hi={hi}")
+        self.net = density_mlp(2, hidden)
         self.normalize = normalize
         grid = make_grid(lo, hi, grid_size, dtype=torch.float32)
         self.register_buffer("grid_points", grid.points)
@@ -69,3 +94,128 @@ class MLPDensity(nn.Module):
 
     def extra_repr(self) -> str:
         return f"box=[{self.lo:g}, {self.hi:g}]², normalize={self.normalize}"
+
+
+class MonteCarloMLPDensity(MLPDensity):
+    """The same MLP, normalised by importance sampling with ``samples`` uniform points.
+
+    ``log Ẑ_θ = log((hi − lo)² · (1/K) Σ_k exp(g_θ(u_k)))`` with ``u_k ~ U([lo, hi]²)`` drawn
+    afresh at every call from the model's own generator. ``Ẑ_θ`` is unbiased for ``Z_θ``,
+    but ``log Ẑ_θ`` is biased low (Jensen) and very noisy when few ``u_k`` fall where
+    ``exp(g_θ)`` is large, so training on ``g_θ(x) − log Ẑ_θ`` can put mass where the points
+    rarely fall. Its cost is ``K`` evaluations whatever the dimension.
+
+    Args:
+        hidden, lo, hi: as for :class:`MLPDensity`.
+        samples: ``K``, uniform points per estimate.
+        seed: seed of the generator of the ``u_k``.
+    """
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (128, 128, 128),
+        lo: float = -5.0,
+        hi: float = 5.0,
+        samples: int = 16,
+        seed: int = 0,
+    ):
+        super().__init__(hidden=hidden, lo=lo, hi=hi, grid_size=2, normalize=True)
+        self.samples = check_positive_int(samples, "samples")
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def log_normalizer(self) -> Tensor:
+        """``log Ẑ_θ`` from ``K`` fresh uniform points of the box (a scalar, differentiable)."""
+        weight = self.net[0].weight
+        u = torch.rand(self.samples, 2, generator=self.generator, dtype=weight.dtype)
+        u = (self.lo + (self.hi - self.lo) * u).to(weight.device)
+        g = self.unnormalized_log_prob(u)
+        log_volume = 2 * math.log(self.hi - self.lo)
+        return torch.logsumexp(g, dim=0) - math.log(self.samples) + log_volume
+
+    def extra_repr(self) -> str:
+        return f"box=[{self.lo:g}, {self.hi:g}]², samples={self.samples}"
+
+
+@torch.no_grad()
+def grid_log_normalizer(model: MLPDensity, grid_size: int = 400) -> float:
+    """``log Z_θ = log ∫ exp(g_θ)`` over the model's box by the midpoint rule on a
+    ``grid_size × grid_size`` grid, whatever normaliser the model was trained with."""
+    grid_size = check_positive_int(grid_size, "grid_size")
+    weight = model.net[0].weight
+    grid = make_grid(model.lo, model.hi, grid_size, dtype=weight.dtype)
+    g = model.unnormalized_log_prob(grid.points.to(weight.device))
+    return float(torch.logsumexp(g, dim=0)) + math.log(grid.cell_area)
+
+
+class GridRenormalized(nn.Module):
+    """``log p(x) = g_θ(x) − log Z_θ`` with ``log Z_θ`` fixed once on a fine grid: the density
+    a model actually represents (for a KL estimate or a picture), not the one it was trained
+    to believe. ``log_z`` holds the value."""
+
+    def __init__(self, model: MLPDensity, grid_size: int = 400):
+        super().__init__()
+        self.model = model
+        self.log_z = grid_log_normalizer(model, grid_size)
+
+    @torch.no_grad()
+    def log_prob(self, x: Tensor) -> Tensor:
+        """(batch, 2) -> (batch,)."""
+        check_tensor(x, "x", event_shape=(2,))
+        return self.model.unnormalized_log_prob(x) - self.log_z
+
+
+def grid_normalizer_cost(dim: int, points_per_axis: int, hidden: Sequence[int]) -> dict[str, int]:
+    """The exact size of one grid normalisation of :func:`density_mlp` in ``dim`` dimensions.
+
+    With ``m`` points per axis the grid has ``N = m^dim`` points. In float32 the points take
+    ``4·N·dim`` bytes; one training step evaluates the MLP on all of them at once and keeps,
+    for the backward pass, at least every layer's input and every SiLU's input, that is
+    ``4·N·(dim + 2·Σ hidden + 1)`` bytes (the points included).
+
+    Returns:
+        ``{"points": N, "grid_bytes": …, "training_bytes": …}`` (Python integers, exact).
+    """
+    dim = check_positive_int(dim, "dim")
+    m = check_positive_int(points_per_axis, "points_per_axis")
+    widths = [check_positive_int(h, "hidden") for h in hidden]
+    points = m**dim
+    return {
+        "points": points,
+        "grid_bytes": FLOAT32_BYTES * points * dim,
+        "training_bytes": FLOAT32_BYTES * points * (dim + 2 * sum(widths) + 1),
+    }
+
+
+@torch.no_grad()
+def grid_log_normalizer_nd(
+    net: nn.Module,
+    dim: int,
+    points_per_axis: int,
+    lo: float = -5.0,
+    hi: float = 5.0,
+    chunk: int = 1 << 16,
+) -> float:
+    """``log Σ_j exp(g(x_j)) · ΔV`` over the ``m^dim`` midpoints ``x_j`` of ``[lo, hi]^dim``,
+    evaluated ``chunk`` points at a time (so the memory stays bounded; the time does not).
+
+    Point ``j`` has coordinates ``lo + (c_i + 1/2)·h`` with ``c_i = ⌊j / m^i⌋ mod m`` and
+    ``h = (hi − lo)/m``; ``ΔV = h^dim``. ``net`` maps (batch, dim) to (batch, 1).
+    """
+    dim = check_positive_int(dim, "dim")
+    m = check_positive_int(points_per_axis, "points_per_axis")
+    chunk = check_positive_int(chunk, "chunk")
+    lo, hi = float(lo), float(hi)
+    if not hi > lo:
+        raise ValueError(f"lo, hi: expected lo < hi, got lo={lo}, hi={hi}")
+    param = next(iter(net.parameters()), None)
+    dtype = param.dtype if param is not None else torch.float32
+    h = (hi - lo) / m
+    powers = torch.tensor([m**i for i in range(dim)], dtype=torch.long)
+    total = m**dim
+    partial = []
+    for start in range(0, total, chunk):
+        j = torch.arange(start, min(start + chunk, total), dtype=torch.long)
+        cells = torch.div(j[:, None], powers, rounding_mode="floor") % m
+        x = lo + (cells.to(dtype) + 0.5) * h
+        partial.append(torch.logsumexp(net(x).squeeze(-1), dim=0))
+    return float(torch.logsumexp(torch.stack(partial), dim=0)) + dim * math.log(h)

@@ -134,7 +134,11 @@ def _slider(name: str, value: float, lo: float, hi: float, step: float, descript
     )
 
 
-def _draw_1d(state: dict[str, Any]) -> plt.Figure:
+def draw_change_of_variable_1d(state: dict[str, Any]) -> plt.Figure:
+    """The 1-D widget's picture (``p_X``, ``f``, ``p_Z``) for a state of
+    :func:`change_of_variable_1d_state`, as a plain matplotlib figure. The widget's callback
+    draws with this function, so calling it with the default state shows the widget's first
+    picture where no kernel runs (e.g. a notebook rendered on the web)."""
     fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.6))
     plot_change_of_variable_1d(state, axes)
     params = ", ".join(f"{k} = {v:g}" for k, v in state["params"].items())
@@ -170,7 +174,11 @@ def build_change_of_variable_1d_widget(map_name: str = "exp") -> widgets.VBox:
         return {k: w.value for k, w in box.controls.items() if k != "map"}
 
     def redraw(*_: object) -> None:
-        _redraw_into(box, lambda: change_of_variable_1d_state(dropdown.value, **params()), _draw_1d)
+        _redraw_into(
+            box,
+            lambda: change_of_variable_1d_state(dropdown.value, **params()),
+            draw_change_of_variable_1d,
+        )
 
     def make_sliders(name: str) -> None:
         for key, w in list(box.controls.items()):
@@ -310,7 +318,14 @@ def transport_2d_state(
     }
 
 
-def _draw_2d(state: dict[str, Any]) -> plt.Figure:
+#: Points per axis of the 2-D widget's grid (smaller than the default, for speed).
+WIDGET_GRID_N = 101
+
+
+def draw_transport_2d(state: dict[str, Any]) -> plt.Figure:
+    """The 2-D widget's picture (``p_X`` with a grid, ``p_Z`` with the warped grid) for a state
+    of :func:`transport_2d_state`, as a plain matplotlib figure; the widget's callback draws
+    with this function (the widget computes its states with ``grid_n=WIDGET_GRID_N``)."""
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.4))
     plot_transport_2d(state, axes)
     fig.suptitle(
@@ -341,7 +356,11 @@ def build_transport_2d_widget(map_name: str = "linear") -> widgets.VBox:
 
     def redraw(*_: object) -> None:
         values = {k: w.value for k, w in controls.items()}
-        _redraw_into(box, lambda: transport_2d_state(map_name, grid_n=101, **values), _draw_2d)
+        _redraw_into(
+            box,
+            lambda: transport_2d_state(map_name, grid_n=WIDGET_GRID_N, **values),
+            draw_transport_2d,
+        )
 
     for w in controls.values():
         w.observe(redraw, names="value")

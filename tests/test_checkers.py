@@ -74,14 +74,15 @@ def test_progress_and_assert_all_passed(capsys):
     capsys.readouterr()
     ck.show_progress(1)
     out = capsys.readouterr().out
-    assert "Chapter 1: 3/5 exercises passed." in out
+    n = len(_common.chapter_exercises(1))
+    assert f"Chapter 1: {n - 2}/{n} exercises passed." in out
     assert "❌ 1.3 NLL of a Gaussian model (wrong)" in out
     assert "… 1.4 maximum-likelihood Gaussian (not done)" in out
 
 
-def test_every_chapter_has_four_to_six_exercises():
+def test_every_chapter_has_four_to_seven_exercises():
     for chapter in range(1, 7):
-        assert 4 <= len(_common.chapter_exercises(chapter)) <= 6
+        assert 4 <= len(_common.chapter_exercises(chapter)) <= 7
     assert len(_common.EXERCISES) >= 24
 
 
@@ -135,16 +136,6 @@ def test_ch01_gaussian_mle(capsys):
     rejects(
         capsys, ck.check_gaussian_mle, lambda x: (x.mean(), x.var(correction=0)), hint="variance"
     )
-
-
-def test_ch01_grid_points(capsys):
-    accepts(capsys, ck.check_grid_points, lambda: 784 * 2)
-    accepts(capsys, ck.check_grid_points, lambda: 100**784)
-    rejects(capsys, ck.check_grid_points, lambda: 784 * 100, hint="Cartesian product")
-    rejects(capsys, ck.check_grid_points, lambda: 4, hint="2-D grid")
-
-
-# ---------------------------------------------------------------- chapter 2
 
 
 def test_ch02_density_neg_log_uniform(capsys):
@@ -276,12 +267,6 @@ def test_ch03_polar_density(capsys):
     accepts(capsys, ck.check_polar_density, good)
     rejects(capsys, ck.check_polar_density, lambda r, t: good(r, t) / r, hint="= r")
     rejects(capsys, ck.check_polar_density, lambda r, t: good(r, t) / r**2, hint="divided by r")
-
-
-def test_ch03_area_factor(capsys):
-    accepts(capsys, ck.check_area_factor, lambda: 0.025)
-    rejects(capsys, ck.check_area_factor, lambda: 0.004, hint="MULTIPLIED")
-    rejects(capsys, ck.check_area_factor, lambda: 0.035, hint="trace")
 
 
 def _integrate(density, lo, hi, n, area=True):
@@ -616,9 +601,3 @@ def test_ch06_squeeze(capsys):
         hint="does not give back x",
     )
     rejects(capsys, ck.check_squeeze, lambda x: x, _unsqueeze, hint="returned shape")
-
-
-def test_ch06_nats_per_image(capsys):
-    accepts(capsys, ck.check_nats_per_image, lambda: 1.05 * 784 * math.log(2))
-    rejects(capsys, ck.check_nats_per_image, lambda: 1.05 * 784, hint="in bits")
-    rejects(capsys, ck.check_nats_per_image, lambda: 1.05 * math.log(2), hint="784 pixels")

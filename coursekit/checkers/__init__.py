@@ -8,25 +8,29 @@ One module per chapter: :mod:`.ch01` … :mod:`.ch06`.
 
 from coursekit.checkers._common import EXERCISES, RESULTS, assert_all_passed, show_progress
 from coursekit.checkers.ch01 import (
+    check_early_stopping,
     check_gaussian_mle,
     check_gaussian_nll,
-    check_grid_points,
     check_kl_gaussians,
+    check_mc_log_normalizer,
     check_monte_carlo_kl,
+    check_nll_with_se,
 )
 from coursekit.checkers.ch02 import (
     check_density_1d,
     check_density_neg_log_uniform,
+    check_log_density_composed,
     check_log_density_logistic,
     check_peak_density,
     check_sample_exponential,
 )
 from coursekit.checkers.ch03 import (
-    check_area_factor,
     check_integrate_grid,
     check_log_abs_det_jacobian,
     check_log_density_linear,
     check_polar_density,
+    check_transform_with_log_prob,
+    check_triangular_log_det,
 )
 from coursekit.checkers.ch04 import (
     check_compose,
@@ -43,10 +47,11 @@ from coursekit.checkers.ch05 import (
     check_sample_with_temperature,
 )
 from coursekit.checkers.ch06 import (
+    check_actnorm,
     check_bits_per_dim,
     check_dequantize,
     check_logit_transform,
-    check_nats_per_image,
+    check_nearest_distances,
     check_squeeze,
 )
 
@@ -54,7 +59,7 @@ __all__ = [
     "EXERCISES",
     "RESULTS",
     "assert_all_passed",
-    "check_area_factor",
+    "check_actnorm",
     "check_bits_per_dim",
     "check_compose",
     "check_coupling_forward",
@@ -62,10 +67,10 @@ __all__ = [
     "check_density_1d",
     "check_density_neg_log_uniform",
     "check_dequantize",
+    "check_early_stopping",
     "check_flow_log_prob",
     "check_gaussian_mle",
     "check_gaussian_nll",
-    "check_grid_points",
     "check_integrate_grid",
     "check_inverse_trajectory",
     "check_jacobian_zeros",
@@ -73,16 +78,21 @@ __all__ = [
     "check_kl_gaussians",
     "check_largest_log_det_layer",
     "check_log_abs_det_jacobian",
+    "check_log_density_composed",
     "check_log_density_linear",
     "check_log_density_logistic",
     "check_logit_transform",
+    "check_mc_log_normalizer",
     "check_monte_carlo_kl",
-    "check_nats_per_image",
+    "check_nearest_distances",
     "check_nll_loss",
+    "check_nll_with_se",
     "check_peak_density",
     "check_polar_density",
     "check_sample_exponential",
     "check_sample_with_temperature",
     "check_squeeze",
+    "check_transform_with_log_prob",
+    "check_triangular_log_det",
     "show_progress",
 ]

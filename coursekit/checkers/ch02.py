@@ -9,6 +9,7 @@ import torch
 from scipy import stats
 
 from coursekit.checkers._common import Hint, as_float, as_tensor, call, checker, close, fmt
+from coursekit.checkers._inputs import check_unchanged
 
 _SQRT_2PI = math.sqrt(2 * math.pi)
 
@@ -163,3 +164,49 @@ def check_peak_density(fn: Callable[[], float]) -> str:
     if close(got, 1.0):
         raise Hint("z = 1 is WHERE the peak is; the question asks for its height p_Z(1)")
     raise Hint(f"got {fmt(got)}; write p_Z with eq (9) and evaluate it at its maximum")
+
+
+# --------------------------------------------------------------------------------------------
+# 2.6: a composition of two maps, eq. (10) applied twice (the 1-D chain rule behind eq. 13)
+# --------------------------------------------------------------------------------------------
+
+
+def _std_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    return -0.5 * z**2 - math.log(_SQRT_2PI)
+
+
+def _derivative(f: Callable, x: torch.Tensor) -> torch.Tensor:
+    x = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(x).sum(), x)
+    return grad.detach()
+
+
+@checker("2.6", "log-density through two maps (chain rule)")
+def check_log_density_composed(fn: Callable) -> str:
+    """``fn(log_p_z, f1, f2, x) = log p_X(x)`` for ``Z = f2(f1(X))`` by eq. (10):
+    ``log p_Z(f2(f1(x))) + log|f2'(f1(x))| + log|f1'(x)|``."""
+    see = "see notebook 02, section 6, 'The direction used by flows: eq. (10)'"
+    x = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)
+    f1 = lambda t: 1.0 - 2.0 * t  # decreasing: the absolute value matters
+    f2 = torch.sinh
+    x_in = x.clone()
+    got = as_tensor(call(fn, _std_normal_log_prob, f1, f2, x_in), tuple(x.shape), "your log p_X")
+    check_unchanged(x, x_in, "x")
+    y = f1(x)
+    log_f1 = torch.log(_derivative(f1, x).abs())
+    log_f2 = torch.log(_derivative(f2, y).abs())
+    want = _std_normal_log_prob(f2(y)) + log_f2 + log_f1
+    if close(got, want, rtol=1e-10, atol=1e-10):
+        return "log p_X = log p_Z(f2(f1(x))) + log|f2'(f1(x))| + log|f1'(x)|: the chain rule."
+    if torch.isnan(got).any():
+        raise Hint(f"NaN: f1 is decreasing, so f1' < 0; take the log of |f1'| ({see})")
+    if close(got, want - log_f1, rtol=1e-10, atol=1e-10):
+        raise Hint(f"the factor |f1'(x)| of the first map is missing ({see})")
+    if close(got, want - log_f2, rtol=1e-10, atol=1e-10):
+        raise Hint(f"the factor |f2'(f1(x))| of the second map is missing ({see})")
+    wrong_point = want - log_f2 + torch.log(_derivative(f2, x).abs())
+    if close(got, wrong_point, rtol=1e-10, atol=1e-10):
+        raise Hint(f"f2' must be evaluated at f1(x), where f2 is applied, not at x ({see})")
+    if close(got, want - log_f2 - log_f1, rtol=1e-10, atol=1e-10):
+        raise Hint(f"both Jacobian factors are missing: eq. (10) multiplies by |df/dx| ({see})")
+    raise Hint(f"does not match log p_Z(f2(f1(x))) + log|f2'(f1(x))| + log|f1'(x)| ({see})")

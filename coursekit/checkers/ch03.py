@@ -11,9 +11,19 @@ from collections.abc import Callable
 import torch
 from scipy import stats
 
-from coursekit.checkers._common import Hint, as_float, as_tensor, call, checker, close, fmt
+from coursekit.checkers._common import (
+    Hint,
+    as_float,
+    as_pair,
+    as_tensor,
+    call,
+    checker,
+    close,
+    fmt,
+)
+from coursekit.checkers._inputs import check_unchanged
 
-#: the linear map used in exercises 3.2 and 3.4
+#: the linear map used in exercise 3.2
 A_MATRIX = [[2.0, 1.0], [0.5, 1.5]]
 
 
@@ -125,22 +135,6 @@ def check_polar_density(fn: Callable) -> str:
     )
 
 
-@checker("3.4", "area of the image of a small square")
-def check_area_factor(fn: Callable[[], float]) -> str:
-    """``fn()`` = area of ``A(S)`` for a square ``S`` of area 0.01, ``A = A_MATRIX``."""
-    got = as_float(call(fn))
-    det = 2.0 * 1.5 - 1.0 * 0.5
-    if close(got, 0.01 * det, rtol=1e-6):
-        return f"area × |det A| = 0.01 × {det:g} = {0.01 * det:g}: p_Z = p_X / {det:g} there."
-    if close(got, 0.01 / det, rtol=1e-6):
-        raise Hint("areas are MULTIPLIED by |det A| (densities are divided by it)")
-    if close(got, det, rtol=1e-6):
-        raise Hint("that is the area factor |det A|; multiply it by the square's area 0.01")
-    if close(got, 0.01 * 3.5, rtol=1e-6):
-        raise Hint("that uses the trace; the area factor is the determinant")
-    raise Hint(f"got {fmt(got)}; a linear map multiplies every area by |det A|")
-
-
 @checker("3.5", "integrating a 2-D density on a grid")
 def check_integrate_grid(fn: Callable) -> str:
     """``fn(density, lo, hi, n)`` ≈ ∫∫ density over [lo, hi]² with an n × n midpoint grid."""
@@ -166,3 +160,84 @@ def check_integrate_grid(fn: Callable) -> str:
             raise Hint(f"{name}: you summed the values; multiply by the cell area ((hi − lo)/n)²")
         raise Hint(f"{name}: got {fmt(got)}; the n × n cell centres are lo + (i + ½)·h")
     return "the midpoint rule gives 1 for the Gaussian, 4 and 1/3 for the test functions."
+
+
+# --------------------------------------------------------------------------------------------
+# 3.6: transform samples and their density together (eq. 11, the direction of sampling)
+# --------------------------------------------------------------------------------------------
+
+_A3 = [[1.5, 0.3, -0.4], [0.2, -0.8, 0.5], [0.7, 0.1, 1.1]]
+_B3 = [1.0, -2.0, 0.5]
+
+
+@checker("3.6", "push samples and their log-density through a map")
+def check_transform_with_log_prob(fn: Callable) -> str:
+    """``fn(f, log_p_x, x) -> (z, log_p_z)`` with ``z = f(x)`` and
+    ``log p_Z(z) = log p_X(x) − log|det J_f(x)|`` (eq. 11 read in the other direction)."""
+    see = "see notebook 03, section 2, 'A linear map of a Gaussian'"
+    a = torch.tensor(_A3, dtype=torch.float64)
+    b = torch.tensor(_B3, dtype=torch.float64)
+    f = lambda t: t @ a.T + b
+    log_p_x = lambda t: -0.5 * (t**2).sum(-1) - 1.5 * math.log(2 * math.pi)
+    x = torch.randn(200, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x_in = x.clone()
+    out = call(fn, f, log_p_x, x_in)
+    check_unchanged(x, x_in, "x")
+    z, log_p_z = as_pair(out, "your function")
+    z = as_tensor(z, (200, 3), "z")
+    log_p_z = as_tensor(log_p_z, (200,), "log_p_z")
+    if not close(z, f(x), rtol=1e-10, atol=1e-10):
+        raise Hint(f"z should be f(x) ({see})")
+    exact = stats.multivariate_normal(mean=b.numpy(), cov=(a @ a.T).numpy())
+    want = torch.as_tensor(exact.logpdf(z.numpy()))
+    log_det = math.log(abs(float(torch.linalg.det(a))))
+    if close(log_p_z, want, rtol=1e-10, atol=1e-10):
+        return "log p_Z(f(x)) = log p_X(x) − log|det J_f(x)| matches N(b, A Aᵀ) exactly."
+    if close(log_p_z, want + 2 * log_det, rtol=1e-10, atol=1e-10):
+        raise Hint(f"sign of the log-det: a map that stretches volumes LOWERS the density ({see})")
+    if close(log_p_z, want + log_det, rtol=1e-10, atol=1e-10):
+        raise Hint(f"the Jacobian term −log|det J_f(x)| is missing ({see})")
+    if close(log_p_z, log_p_x(z) - log_det, rtol=1e-10, atol=1e-10) or close(
+        log_p_z, log_p_x(z), rtol=1e-10, atol=1e-10
+    ):
+        raise Hint(f"evaluate log p_X at the input x, not at the output z ({see})")
+    raise Hint(f"log_p_z does not match N(b, A Aᵀ) at z = A x + b ({see})")
+
+
+# --------------------------------------------------------------------------------------------
+# 3.4: the log-determinant of a triangular map from its diagonal
+# --------------------------------------------------------------------------------------------
+
+
+def _triangular_map(x: torch.Tensor) -> torch.Tensor:
+    """Lower-triangular Jacobian with diagonal 2, exp(sin x1), −(1 + x1² + x2²)."""
+    x1, x2, x3 = x[:, 0], x[:, 1], x[:, 2]
+    return torch.stack(
+        [2 * x1 + 1, x2 * torch.exp(torch.sin(x1)) + x1**2, -x3 * (1 + x1**2 + x2**2) + x1 * x2],
+        dim=1,
+    )
+
+
+@checker("3.4", "log|det J| of a triangular map from its diagonal")
+def check_triangular_log_det(fn: Callable) -> str:
+    """``fn(f, x)`` = ``log|det J_f(x)|`` (batch,) for a map whose Jacobian is lower
+    triangular: ``Σ_i log|∂f_i/∂x_i|``, the diagonal only."""
+    see = "see notebook 03, section 1, 'The Jacobian by autograd', and its Summary"
+    x = torch.randn(50, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x_in = x.clone()
+    got = as_tensor(call(fn, _triangular_map, x_in), (50,), "your log|det J|")
+    check_unchanged(x, x_in, "x")
+    jac = torch.func.vmap(torch.func.jacrev(lambda t: _triangular_map(t[None])[0]))(x)
+    want = torch.linalg.slogdet(jac)[1]
+    if close(got, want, rtol=1e-10, atol=1e-10):
+        return "Σ log|∂f_i/∂x_i| equals log|det J_f| (autograd + slogdet) for a triangular map."
+    if torch.isnan(got).any():
+        raise Hint(f"NaN: a diagonal entry is negative; take log of its absolute value ({see})")
+    all_entries = torch.log(jac.abs().clamp_min(1e-300)).sum((1, 2))
+    if close(got, all_entries, rtol=1e-8, atol=1e-8):
+        raise Hint(f"only the diagonal entries ∂f_i/∂x_i count for a triangular Jacobian ({see})")
+    if close(got, torch.linalg.det(jac), rtol=1e-10, atol=1e-10) or close(
+        got, torch.linalg.det(jac).abs(), rtol=1e-10, atol=1e-10
+    ):
+        raise Hint("return the LOG of |det J|, a sum of logs, not the determinant")
+    raise Hint(f"does not equal log|det J_f(x)| ({see})")

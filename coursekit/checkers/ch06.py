@@ -22,6 +22,7 @@ from coursekit.checkers._common import (
     close,
     fmt,
 )
+from coursekit.checkers._inputs import check_unchanged
 
 
 def synthetic_images(n: int = 16, size: int = 8, seed: int = 0) -> Tensor:
@@ -173,17 +174,71 @@ def check_squeeze(squeeze: Callable, unsqueeze: Callable) -> str:
     return "2×2 blocks become channels (no pixel moves far) and unsqueeze inverts it exactly."
 
 
-@checker("6.5", "nats per image from bits per dimension")
-def check_nats_per_image(fn: Callable[[], float]) -> str:
-    """``fn()`` = NLL in nats of one 28×28 image for a model at 1.05 bits/dim."""
-    got = as_float(call(fn))
-    want = 1.05 * 784 * math.log(2)
-    if close(got, want, rtol=1e-4):
-        return f"1.05 × 784 × ln 2 ≈ {want:.1f} nats per image."
-    if close(got, 1.05 * 784, rtol=1e-4):
-        raise Hint("that is in bits; multiply by ln 2 to get nats")
-    if close(got, 1.05 * 784 / math.log(2), rtol=1e-4):
-        raise Hint("bits → nats multiplies by ln 2 (1 bit = ln 2 ≈ 0.693 nats)")
-    if close(got, 1.05 * math.log(2), rtol=1e-4):
-        raise Hint("that is per dimension; multiply by the 784 pixels")
-    raise Hint(f"got {fmt(got)}; total bits = bits/dim × D, then convert bits to nats")
+# --------------------------------------------------------------------------------------------
+# 6.5: ActNorm with its H·W factor; 6.6: the nearest-training-image distance
+# --------------------------------------------------------------------------------------------
+
+
+@checker("6.5", "ActNorm forward and its log-det")
+def check_actnorm(fn: Callable) -> str:
+    """``fn(x, loc, log_scale) -> (z, log_det)`` for a per-channel ActNorm: ``x`` (B, C, H, W),
+    ``loc`` and ``log_scale`` (1, C, 1, 1); ``z = (x − loc)·exp(−log_scale)`` and
+    ``log_det = −H·W·Σ_c log_scale_c`` for every sample, shape (B,)."""
+    see = "see notebook 06, section 3, 'The image RealNVP' (ActNorm)"
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(5, 3, 4, 6, generator=g, dtype=torch.float64)
+    loc = torch.randn(1, 3, 1, 1, generator=g, dtype=torch.float64)
+    log_scale = 0.5 * torch.randn(1, 3, 1, 1, generator=g, dtype=torch.float64)
+    x_in, loc_in, scale_in = x.clone(), loc.clone(), log_scale.clone()
+    out = call(fn, x_in, loc_in, scale_in)
+    check_unchanged(x, x_in, "x")
+    check_unchanged(loc, loc_in, "loc")
+    check_unchanged(log_scale, scale_in, "log_scale")
+    z, log_det = as_pair(out, "your ActNorm")
+    z = as_tensor(z, tuple(x.shape), "z")
+    want_z = (x - loc) * torch.exp(-log_scale)
+    if not close(z, want_z, rtol=1e-10, atol=1e-10):
+        if close(z, (x - loc) * torch.exp(log_scale), rtol=1e-10, atol=1e-10):
+            raise Hint(f"z divides by the scale: z = (x − loc)·exp(−log_scale) ({see})")
+        raise Hint(f"z should be (x − loc)·exp(−log_scale), channel by channel ({see})")
+    if isinstance(log_det, Tensor) and log_det.numel() == 1 and x.shape[0] > 1:
+        raise Hint(f"log_det needs one value per sample, shape ({x.shape[0]},)")
+    log_det = as_tensor(log_det, (x.shape[0],), "log_det")
+    h, w = x.shape[2], x.shape[3]
+    want = -h * w * log_scale.sum()
+    if close(log_det, want.expand(x.shape[0]), rtol=1e-10, atol=1e-10):
+        return f"log|det| = −H·W·Σ ℓ_c = {fmt(float(want))}: each ℓ_c scales H·W = {h * w} entries."
+    if close(log_det, (want / (h * w)).expand(x.shape[0]), rtol=1e-10, atol=1e-10):
+        raise Hint(
+            f"the factor H·W = {h * w} is missing: each channel's ℓ_c scales all H·W pixels "
+            f"of that channel ({see})"
+        )
+    if close(log_det, (-want).expand(x.shape[0]), rtol=1e-10, atol=1e-10):
+        raise Hint(f"sign: z = (x − loc)·exp(−ℓ) shrinks volumes when ℓ > 0 ({see})")
+    raise Hint(f"log_det should be −H·W·Σ_c log_scale_c for each sample ({see})")
+
+
+@checker("6.6", "distance to the nearest training image")
+def check_nearest_distances(fn: Callable) -> str:
+    """``fn(queries, images) -> (q,)``: for each row of ``queries`` (q, D), the Euclidean
+    distance to the closest row of ``images`` (N, D)."""
+    see = "see notebook 06, section 8, 'Are the samples copies of training images?'"
+    imgs = synthetic_images(n=40, size=6, seed=3).flatten(1).to(torch.float64) / 255
+    queries = torch.cat([imgs[[3, 17]], imgs[:4] * 0.7 + 0.1])
+    q_in, i_in = queries.clone(), imgs.clone()
+    out = call(fn, q_in, i_in)
+    check_unchanged(queries, q_in, "queries")
+    check_unchanged(imgs, i_in, "images")
+    if isinstance(out, Tensor) and not out.is_floating_point():
+        raise Hint("return the distances, not the indices of the nearest images")
+    got = as_tensor(out, (len(queries),), "your distances")
+    # exact differences (torch.cdist may use a faster, less accurate formula: allow 1e-6)
+    dist = ((queries[:, None, :] - imgs[None]) ** 2).sum(-1).sqrt()
+    want = dist.min(1).values
+    if close(got, want, rtol=1e-6, atol=1e-6):
+        return "copies are at distance 0; the other queries are measurably far from every image."
+    if close(got, want**2, rtol=1e-6, atol=1e-6):
+        raise Hint(f"those are squared distances; take the square root ({see})")
+    if close(got, dist.mean(1), rtol=1e-6, atol=1e-6):
+        raise Hint(f"that is the mean distance to all images; take the minimum ({see})")
+    raise Hint(f"expected min over images of ‖query − image‖₂, one per query ({see})")
