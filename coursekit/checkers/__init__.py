@@ -33,7 +33,7 @@ from coursekit.checkers.ch04 import (
     check_coupling_forward,
     check_coupling_inverse,
     check_jacobian_zeros,
-    check_largest_log_det_layer,
+    check_never_transformed,
 )
 from coursekit.checkers.ch05 import (
     check_flow_log_prob,
@@ -42,6 +42,7 @@ from coursekit.checkers.ch05 import (
     check_nll_loss,
     check_sample_with_temperature,
 )
+from coursekit.checkers.ch05_train import check_build_and_train
 from coursekit.checkers.ch06 import (
     check_bits_per_dim,
     check_dequantize,
@@ -56,6 +57,7 @@ __all__ = [
     "assert_all_passed",
     "check_area_factor",
     "check_bits_per_dim",
+    "check_build_and_train",
     "check_compose",
     "check_coupling_forward",
     "check_coupling_inverse",
@@ -71,13 +73,13 @@ __all__ = [
     "check_jacobian_zeros",
     "check_kl_from_nll",
     "check_kl_gaussians",
-    "check_largest_log_det_layer",
     "check_log_abs_det_jacobian",
     "check_log_density_linear",
     "check_log_density_logistic",
     "check_logit_transform",
     "check_monte_carlo_kl",
     "check_nats_per_image",
+    "check_never_transformed",
     "check_nll_loss",
     "check_peak_density",
     "check_polar_density",
