@@ -192,11 +192,19 @@ def cpu_time_budget() -> Iterator[None]:
     """
     import coursekit.training as training
 
-    original = training.time
-    shim = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k[:2] == "__"})
-    shim.perf_counter = time.process_time
-    training.time = shim  # type: ignore[assignment]
+    patched: list[tuple[str, object]] = []
+    if hasattr(training, "time"):
+        shim = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if k[:2] != "__"})
+        shim.perf_counter = time.process_time
+        patched.append(("time", training.time))
+        training.time = shim  # type: ignore[assignment]
+    if hasattr(training, "perf_counter"):  # ``from time import perf_counter``
+        patched.append(("perf_counter", training.perf_counter))
+        training.perf_counter = time.process_time  # type: ignore[attr-defined]
+    if not patched:
+        raise RuntimeError("coursekit.training: found no clock (time or perf_counter) to replace")
     try:
         yield
     finally:
-        training.time = original
+        for name, original in patched:
+            setattr(training, name, original)

@@ -202,12 +202,16 @@ def check_never_transformed(fn: Callable) -> str:
         given = masks.clone()
         out = call(fn, given)
         if not torch.equal(given, masks):
-            raise Hint("your function modified the masks tensor in place: work on a copy")
+            raise Hint(
+                f"your function modified the masks tensor in place: work on a copy ({_WHERE_MASKS})"
+            )
         if isinstance(out, Tensor) and out.dtype != torch.bool:
             if out.shape == (masks.shape[1],) and bool(((out == 0) | (out == 1)).all()):
                 out = out.bool()
         if not isinstance(out, Tensor) or out.dtype != torch.bool:
-            raise Hint("return a boolean tensor of shape (d,), True = never transformed")
+            raise Hint(
+                f"return a boolean tensor of shape (d,), True = never transformed ({_WHERE_MASKS})"
+            )
         if out.shape != (masks.shape[1],):
             raise Hint(
                 f"for masks of shape {tuple(masks.shape)} (n_layers, d) return shape "
@@ -229,7 +233,9 @@ def check_never_transformed(fn: Callable) -> str:
             f"there); it is never transformed only if EVERY layer keeps it ({_WHERE_MASKS})"
         )
     if every(lambda m: ~measured_untouched(m)):
-        raise Hint("you returned the coordinates that ARE transformed; return the others")
+        raise Hint(
+            f"you returned the coordinates that ARE transformed; return the others ({_WHERE_MASKS})"
+        )
     if every(lambda m: m[0]):
         raise Hint(f"look at every layer of the stack, not only the first ({_WHERE_MASKS})")
     masks = next(m for m, out in outputs if not torch.equal(out, measured_untouched(m)))

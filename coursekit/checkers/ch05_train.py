@@ -132,7 +132,10 @@ def _check_exact(build_flow: Callable) -> None:
             f"inverse layers in reverse order, each undoing its forward ({_WHERE_LAYER})"
         )
     if not float((ld + ld_inv).abs().max()) <= 1e-10:
-        raise Hint("the log-dets of forward and inverse should cancel: inverse returns −Σ s")
+        raise Hint(
+            "the log-dets of forward and inverse should cancel: inverse returns −Σ s "
+            f"({_WHERE_LAYER})"
+        )
     moved = (z - x).abs().amax(dim=0)
     if bool((moved == 0).any()):
         j = int(torch.nonzero(moved == 0)[0]) + 1
@@ -209,7 +212,9 @@ def _check_gradients(build_flow: Callable, train: Callable) -> None:
         )
     for given, kept in zip(spy.given, spy.batches, strict=True):
         if not torch.equal(given, kept):
-            raise Hint("train modified a batch from the sampler in place: work on a copy")
+            raise Hint(
+                f"train modified a batch from the sampler in place: work on a copy ({_WHERE_LOOP})"
+            )
     if all(torch.equal(p.detach(), b) for p, b in zip(params, before, strict=True)):
         raise Hint(
             "after 3 steps the parameters have not changed: the loss is detached from the "
@@ -279,7 +284,10 @@ def check_build_and_train(build_flow: Callable, train: Callable) -> str:
         x = target.sample(20_000, generator=g, dtype=torch.float32)
         d = target.log_prob(x.double()) - _Density(flow).log_prob(x).double()
     if not bool(torch.isfinite(d).all()):
-        raise Hint("after training your flow gives non-finite log-densities: bound s (tanh)")
+        raise Hint(
+            "after training your flow gives non-finite log-densities: bound s (tanh) "
+            "(see notebook 04, section 'Why the log-scale is bounded')"
+        )
     kl, se = float(d.mean()), float(d.std() / math.sqrt(d.numel()))
     if kl >= KL_BAR:
         raise Hint(
