@@ -10,7 +10,6 @@ import torch
 
 import coursekit.checkers as ck
 from coursekit.checkers import _common
-from coursekit.checkers.ch04 import demo_flow, demo_point
 from coursekit.checkers.ch05 import REPORTED_NLL
 from coursekit.datasets import four_modes
 
@@ -371,28 +370,6 @@ def test_ch04_compose(capsys):
     accepts(capsys, ck.check_compose, _compose)
     rejects(capsys, ck.check_compose, lambda *a: _compose(*a, mode="reversed"), hint="wrong order")
     rejects(capsys, ck.check_compose, lambda *a: _compose(*a, mode="at_x"), hint="x_{i−1}")
-
-
-def _layer_log_dets():
-    h, out = demo_point(), []
-    with torch.no_grad():
-        for layer in demo_flow().transform.layers:
-            h, ld = layer(h)
-            out.append(float(ld))
-    return torch.tensor(out)
-
-
-def test_ch04_largest_log_det_layer(capsys):
-    lds = _layer_log_dets()
-    best = int(lds.argmax()) + 1
-    accepts(capsys, ck.check_largest_log_det_layer, lambda: best)
-    rejects(capsys, ck.check_largest_log_det_layer, lambda: best - 1, hint="numbered from 1")
-    rejects(
-        capsys,
-        ck.check_largest_log_det_layer,
-        lambda: int(lds.abs().argmax()) + 1,
-        hint="|log-det|",
-    )
 
 
 def test_ch04_jacobian_zeros(capsys):

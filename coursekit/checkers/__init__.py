@@ -37,7 +37,7 @@ from coursekit.checkers.ch04 import (
     check_coupling_forward,
     check_coupling_inverse,
     check_jacobian_zeros,
-    check_largest_log_det_layer,
+    check_never_transformed,
 )
 from coursekit.checkers.ch05 import (
     check_flow_log_prob,
@@ -46,6 +46,7 @@ from coursekit.checkers.ch05 import (
     check_nll_loss,
     check_sample_with_temperature,
 )
+from coursekit.checkers.ch05_train import check_build_and_train
 from coursekit.checkers.ch06 import (
     check_actnorm,
     check_bits_per_dim,
@@ -61,6 +62,7 @@ __all__ = [
     "assert_all_passed",
     "check_actnorm",
     "check_bits_per_dim",
+    "check_build_and_train",
     "check_compose",
     "check_coupling_forward",
     "check_coupling_inverse",
@@ -76,7 +78,6 @@ __all__ = [
     "check_jacobian_zeros",
     "check_kl_from_nll",
     "check_kl_gaussians",
-    "check_largest_log_det_layer",
     "check_log_abs_det_jacobian",
     "check_log_density_composed",
     "check_log_density_linear",
@@ -85,6 +86,7 @@ __all__ = [
     "check_mc_log_normalizer",
     "check_monte_carlo_kl",
     "check_nearest_distances",
+    "check_never_transformed",
     "check_nll_loss",
     "check_nll_with_se",
     "check_peak_density",

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from coursekit.checkers._common import Hint, as_float, as_pair, as_tensor, call, checker, close
-from coursekit.flows import AffineCoupling, RealNVP
+from coursekit.flows import AffineCoupling
 
 _MASK = torch.tensor([True, False, True, False, False])
 
@@ -164,53 +164,84 @@ def check_compose(fn: Callable) -> str:
     raise Hint("total log-det is wrong: sum the log-dets returned by every layer")
 
 
-def demo_flow() -> RealNVP:
-    """A fixed 2-D RealNVP with 6 couplings and random (non-identity) float64 weights."""
-    g = torch.Generator().manual_seed(1)
-    flow = RealNVP(2, n_layers=6, hidden=(16,)).double()
+def mask_stacks() -> list[Tensor]:
+    """The stacks of masks of exercise 4.4: (n_layers, d) bool tensors, True = kept."""
+    t, f = True, False
+    return [
+        torch.tensor([[t, t, f, f], [f, f, t, t], [t, t, f, f]]),  # alternating halves
+        torch.tensor([[t, t, f, f]] * 4),  # the same mask in every layer
+        torch.tensor([[t, f, t, f, t, f], [t, t, f, f, t, t], [t, f, f, t, t, f]]),
+        torch.tensor([[t, f], [t, f], [f, t]]),
+        torch.tensor([[f, t, t], [f, t, f]]),
+    ]
+
+
+def measured_untouched(masks: Tensor, seed: int = 0) -> Tensor:
+    """Coordinates that a stack of random float64 ``AffineCoupling`` layers with these masks
+    leaves exactly unchanged on 256 random points; (d,) bool."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, masks.shape[1], generator=g, dtype=torch.float64)
+    h = x
     with torch.no_grad():
-        for p in flow.parameters():
-            p.copy_(0.4 * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return flow
+        for mask in masks:
+            layer = AffineCoupling(mask, hidden=(8,)).double()
+            for p in layer.parameters():
+                p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+            h, _ = layer(h)
+    return (h == x).all(dim=0)
 
 
-def demo_point() -> Tensor:
-    """The point ``x`` (1, 2) of exercise 4.4."""
-    return torch.tensor([[1.0, -0.5]], dtype=torch.float64)
+_WHERE_MASKS = "see notebook 04, section 'Why the masks must alternate'"
 
 
-def _demo_log_dets() -> list[float]:
-    flow = demo_flow()
-    h = demo_point()
-    out = []
-    with torch.no_grad():
-        for layer in flow.transform.layers:
-            h, ld = layer(h)
-            out.append(float(ld))
-    return out
+@checker("4.4", "coordinates a stack never transforms")
+def check_never_transformed(fn: Callable) -> str:
+    """``fn(masks) -> (d,) bool``: True where no layer of the stack changes the coordinate."""
+    outputs = []
+    for masks in mask_stacks():
+        given = masks.clone()
+        out = call(fn, given)
+        if not torch.equal(given, masks):
+            raise Hint(
+                f"your function modified the masks tensor in place: work on a copy ({_WHERE_MASKS})"
+            )
+        if isinstance(out, Tensor) and out.dtype != torch.bool:
+            if out.shape == (masks.shape[1],) and bool(((out == 0) | (out == 1)).all()):
+                out = out.bool()
+        if not isinstance(out, Tensor) or out.dtype != torch.bool:
+            raise Hint(
+                f"return a boolean tensor of shape (d,), True = never transformed ({_WHERE_MASKS})"
+            )
+        if out.shape != (masks.shape[1],):
+            raise Hint(
+                f"for masks of shape {tuple(masks.shape)} (n_layers, d) return shape "
+                f"({masks.shape[1]},), one answer per coordinate"
+            )
+        outputs.append((masks, out.detach().clone()))
 
+    def every(rule: Callable[[Tensor], Tensor]) -> bool:
+        return all(torch.equal(out, rule(masks)) for masks, out in outputs)
 
-@checker("4.4", "which layer's log-det is largest")
-def check_largest_log_det_layer(fn: Callable[[], int]) -> str:
-    """``fn()`` = index i (1-based, as l_1 … l_n) of the largest log|det J_{l_i}(x_{i−1})|."""
-    got = as_float(call(fn), "your layer number")
-    lds = _demo_log_dets()
-    best = max(range(len(lds)), key=lambda i: lds[i]) + 1
-    if got == best:
-        return f"layer l_{best} has the largest log-det ({lds[best - 1]:.3f} nats)."
-    if got == best - 1:
-        raise Hint("layers are numbered from 1 as in the slides (l_1, …, l_n), not from 0")
-    absbest = max(range(len(lds)), key=lambda i: abs(lds[i])) + 1
-    if got == absbest:
-        raise Hint(
-            "that layer has the largest |log-det|; the question asks for the largest "
-            "(most positive) log-det"
+    if every(measured_untouched):
+        return (
+            "a coordinate is never transformed exactly when every layer keeps it — measured on "
+            "random coupling layers; with alternating masks there is none."
         )
-    if got == min(range(len(lds)), key=lambda i: lds[i]) + 1:
-        raise Hint("that is the smallest log-det")
+    if every(lambda m: m.any(dim=0)):
+        raise Hint(
+            "a coordinate is transformed as soon as ONE layer changes it (mask False "
+            f"there); it is never transformed only if EVERY layer keeps it ({_WHERE_MASKS})"
+        )
+    if every(lambda m: ~measured_untouched(m)):
+        raise Hint(
+            f"you returned the coordinates that ARE transformed; return the others ({_WHERE_MASKS})"
+        )
+    if every(lambda m: m[0]):
+        raise Hint(f"look at every layer of the stack, not only the first ({_WHERE_MASKS})")
+    masks = next(m for m, out in outputs if not torch.equal(out, measured_untouched(m)))
     raise Hint(
-        "not that layer: run x through the layers one by one and record each "
-        "layer's log-det at its own input x_{i−1}"
+        f"wrong for the masks {masks.int().tolist()}: a layer changes the coordinates where "
+        f"its mask is False ({_WHERE_MASKS})"
     )
 
 

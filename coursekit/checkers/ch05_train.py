@@ -1,0 +1,301 @@
+"""Checker of exercise 5.6: build and train your own RealNVP (slides: INN – REALNVP,
+ENTRAÎNEMENT, eq. 12–14).
+
+The student supplies two functions:
+
+* ``build_flow(seed) -> flow``: a ``torch.nn.Module`` on ``R²`` with ``flow(x) -> (z, log_det)``
+  (data → noise, log|det ∂z/∂x| of shape (batch,)) and ``flow.inverse(z) -> (x, log_det)``;
+* ``train(flow, sampler, steps)``: ``steps`` optimisation steps, each on one fresh batch
+  ``sampler.sample(batch_size)`` (float32, shape (batch_size, 2)) of the slides' 4 modes.
+
+The checker probes them in order, cheapest first, so that each classic bug gets its own hint:
+
+1. exactness in float64 with random weights: ``inverse(forward(x)) = x`` and the log-dets
+   cancel (≤ 1e-10), the log-det equals autograd's ``log|det J|``, the input is not modified;
+2. every coordinate is transformed by some layer (masks alternate);
+3. a 3-step gradient probe: after ``train(flow, spy, 3)`` the parameters' ``.grad`` is compared
+   with the gradient of the mean NLL (14) on the last batch at the parameters of the last
+   step — a detached loss, a sign error, a sum instead of a mean, and a missing ``zero_grad``
+   (gradients of all three steps accumulated) each give a different ``.grad``;
+4. a full training of ``TRAIN_STEPS`` steps in at most ``MAX_CPU_SECONDS`` of CPU time (one
+   thread), then ``KL(p ‖ p_θ) < KL_BAR`` nats (Monte Carlo, 20,000 samples).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from coursekit.checkers._common import Hint, StudentError, as_pair, call, checker, fmt
+from coursekit.datasets import four_modes
+from coursekit.flows import standard_normal_log_prob
+
+#: steps of the full training run by the checker
+TRAIN_STEPS = 2_000
+#: CPU-time limit of that training (seconds, one torch thread)
+MAX_CPU_SECONDS = 60.0
+#: the KL(p ‖ p_θ) the trained flow must beat, in nats
+KL_BAR = 0.1
+
+_WHERE_LOOP = "see notebook 05, section 'Training by hand'"
+_WHERE_MASKS = "see notebook 04, section 'Why the masks must alternate'"
+_WHERE_LAYER = "see notebook 04, section 'The affine coupling layer'"
+
+
+class RecordingSampler:
+    """The 4-mode data, float32; records every batch it gives and the parameters at that
+    moment (a deep copy of the flow's ``state_dict``), so that gradients can be recomputed."""
+
+    def __init__(self, flow: nn.Module | None = None, seed: int = 0):
+        self.flow = flow
+        self.target = four_modes()
+        self.generator = torch.Generator().manual_seed(seed)
+        self.batches: list[Tensor] = []
+        self.given: list[Tensor] = []
+        self.states: list[dict] = []
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` fresh points of the 4 modes, (n, 2) float32."""
+        x = self.target.sample(int(n), generator=self.generator, dtype=torch.float32)
+        if self.flow is not None:
+            self.states.append(copy.deepcopy(self.flow.state_dict()))
+            self.batches.append(x.clone())
+            self.given.append(x)
+        return x
+
+
+def _log_prob(flow: nn.Module, x: Tensor, what: str = "your flow") -> Tensor:
+    z, log_det = as_pair(call(flow, x), what)
+    if not isinstance(z, Tensor) or z.shape != x.shape:
+        raise Hint(f"{what}(x) should return z with the shape of x, {tuple(x.shape)}")
+    if not isinstance(log_det, Tensor) or log_det.shape != (x.shape[0],):
+        raise Hint(f"{what}(x) should return a log_det of shape (batch,) = ({x.shape[0]},)")
+    return standard_normal_log_prob(z) + log_det
+
+
+class _Density(nn.Module):
+    """``log p_θ(x) = log N(f(x)) + log|det J_f(x)|`` (eq. 14) of the student's flow."""
+
+    def __init__(self, flow: nn.Module):
+        super().__init__()
+        self.flow = flow
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return _log_prob(self.flow, x)
+
+
+def _build(build_flow: Callable, seed: int) -> nn.Module:
+    flow = call(build_flow, seed)
+    if not isinstance(flow, nn.Module):
+        raise Hint(f"build_flow(seed) should return a torch.nn.Module, got {type(flow).__name__}")
+    if not list(flow.parameters()):
+        raise Hint("build_flow(seed) returned a flow without trainable parameters")
+    if not callable(getattr(flow, "inverse", None)):
+        raise Hint("your flow needs an inverse(z) method returning (x, log_det)")
+    return flow
+
+
+def _check_exact(build_flow: Callable) -> None:
+    """Step 1 and 2: exact inverse, log-det = autograd, no in-place change, alternation."""
+    flow = _build(build_flow, 1).double()
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+    x = torch.randn(64, 2, generator=g, dtype=torch.float64)
+    x_copy = x.clone()
+    with torch.no_grad():
+        z, ld = as_pair(call(flow, x), "your flow")
+        if not torch.equal(x, x_copy):
+            raise Hint(f"your flow modified its input x in place: work on a copy ({_WHERE_LAYER})")
+        if not isinstance(z, Tensor) or z.shape != x.shape:
+            raise Hint("flow(x) should return z with the shape of x")
+        if not isinstance(ld, Tensor) or ld.shape != (64,):
+            raise Hint("flow(x) should return a log_det of shape (batch,)")
+        z_copy = z.clone()
+        x_back, ld_inv = as_pair(call(flow.inverse, z), "your flow.inverse")
+        if not torch.equal(z, z_copy):
+            raise Hint(
+                f"flow.inverse modified its input z in place: work on a copy ({_WHERE_LAYER})"
+            )
+        if not isinstance(x_back, Tensor) or x_back.shape != x.shape:
+            raise Hint("flow.inverse(z) should return x with the shape of z")
+    err = float((x_back - x).abs().max())
+    if not err <= 1e-10:
+        raise Hint(
+            f"inverse(forward(x)) differs from x by {fmt(err)} in float64 (bar 1e-10): run the "
+            f"inverse layers in reverse order, each undoing its forward ({_WHERE_LAYER})"
+        )
+    if not float((ld + ld_inv).abs().max()) <= 1e-10:
+        raise Hint(
+            "the log-dets of forward and inverse should cancel: inverse returns −Σ s "
+            f"({_WHERE_LAYER})"
+        )
+    moved = (z - x).abs().amax(dim=0)
+    if bool((moved == 0).any()):
+        j = int(torch.nonzero(moved == 0)[0]) + 1
+        raise Hint(
+            f"coordinate x_{j} is never transformed by any layer: the masks must alternate "
+            f"([1, 0], [0, 1], …) ({_WHERE_MASKS})"
+        )
+    x_small = x[:8].clone().requires_grad_(True)
+    z_small, ld_small = flow(x_small)
+    rows = [
+        torch.autograd.grad(z_small[:, i].sum(), x_small, retain_graph=True)[0] for i in range(2)
+    ]
+    jac = torch.stack(rows, dim=1)  # (batch, 2, 2)
+    want = torch.linalg.slogdet(jac).logabsdet
+    if not float((ld_small.detach() - want).abs().max()) <= 1e-8:
+        raise Hint(
+            "the log_det returned by your flow is not log|det ∂z/∂x|: sum every layer's Σ s "
+            f"(eq 12–13) ({_WHERE_LAYER})"
+        )
+
+
+def _flat_grad(params: list[Tensor]) -> Tensor | None:
+    grads = [p.grad for p in params]
+    if all(gr is None for gr in grads):
+        return None
+    return torch.cat(
+        [
+            (gr if gr is not None else torch.zeros_like(p)).detach().double().flatten()
+            for gr, p in zip(grads, params, strict=True)
+        ]
+    )
+
+
+def _reference_grad(flow: nn.Module, state: dict, batch: Tensor) -> Tensor:
+    twin = copy.deepcopy(flow)
+    twin.load_state_dict(state)
+    params = [p for p in twin.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = None
+    loss = -_log_prob(twin, batch).mean()
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return torch.cat(
+        [
+            (gr if gr is not None else torch.zeros_like(p)).double().flatten()
+            for gr, p in zip(grads, params, strict=True)
+        ]
+    )
+
+
+def _matches(a: Tensor, b: Tensor, rtol: float = 1e-3) -> bool:
+    return float((a - b).norm()) <= rtol * max(float(b.norm()), 1e-12)
+
+
+def _check_gradients(build_flow: Callable, train: Callable) -> None:
+    """Step 3: one short training, then the parameters' .grad against the candidates."""
+    flow = _build(build_flow, 2)
+    params = [p for p in flow.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    spy = RecordingSampler(flow, seed=3)
+    try:
+        call(train, flow, spy, 3)
+    except StudentError as err:
+        text = str(err)
+        if "does not require grad" in text or "grad_fn" in text:
+            raise Hint(
+                "loss.backward() failed because the loss is detached from the parameters "
+                f"(.detach(), .item(), torch.no_grad?) ({_WHERE_LOOP})"
+            ) from None
+        raise
+    if len(spy.batches) != 3:
+        raise Hint(
+            f"train(flow, sampler, 3) drew {len(spy.batches)} batches: draw one fresh batch "
+            f"sampler.sample(batch_size) per step ({_WHERE_LOOP})"
+        )
+    for given, kept in zip(spy.given, spy.batches, strict=True):
+        if not torch.equal(given, kept):
+            raise Hint(
+                f"train modified a batch from the sampler in place: work on a copy ({_WHERE_LOOP})"
+            )
+    if all(torch.equal(p.detach(), b) for p, b in zip(params, before, strict=True)):
+        raise Hint(
+            "after 3 steps the parameters have not changed: the loss is detached from the "
+            "graph (.detach(), .item(), torch.no_grad) or the optimiser does not hold the "
+            f"flow's parameters ({_WHERE_LOOP})"
+        )
+    grad = _flat_grad(params)
+    if grad is None or float(grad.abs().max()) == 0.0:
+        return  # zero_grad after the step: nothing left to compare
+    refs = [_reference_grad(flow, s, b) for s, b in zip(spy.states, spy.batches, strict=True)]
+    last, total = refs[-1], torch.stack(refs).sum(0)
+    batch = spy.batches[-1].shape[0]
+    for scale in (1.0, float(batch)):
+        for sign in (1.0, -1.0):
+            for name, ref in (("last", last), ("total", total)):
+                if not _matches(grad, sign * scale * ref):
+                    continue
+                if name == "total":
+                    raise Hint(
+                        "the gradients of successive steps add up: call "
+                        f"optimizer.zero_grad() before each loss.backward() ({_WHERE_LOOP})"
+                    )
+                if sign < 0:
+                    raise Hint(
+                        "sign error: your loss is +mean log p(x); minimise the NEGATIVE "
+                        f"log-likelihood −mean[log p_Z(f(x)) + log|det J|] (eq 14) ({_WHERE_LOOP})"
+                    )
+                if scale > 1:
+                    raise Hint(
+                        f"your loss sums over the batch ({batch} points): average it (.mean()), "
+                        f"so the step size does not depend on the batch size ({_WHERE_LOOP})"
+                    )
+                return
+    cosine = float(grad @ last) / max(float(grad.norm() * last.norm()), 1e-30)
+    if cosine > 0.999 and float(grad.norm()) <= 1.001 * float(last.norm()):
+        return  # the mean NLL's gradient, clipped
+    raise Hint(
+        "after train, the parameters' .grad is not the gradient of the mean NLL (14) of the "
+        f"last batch: loss = −mean[log N(z; 0, I) + log_det] with (z, log_det) = flow(x) "
+        f"({_WHERE_LOOP})"
+    )
+
+
+@checker("5.6", "build and train your own RealNVP")
+def check_build_and_train(build_flow: Callable, train: Callable) -> str:
+    """``build_flow(seed) -> flow`` and ``train(flow, sampler, steps)`` (module docstring)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _check_exact(build_flow)
+        _check_gradients(build_flow, train)
+        flow = _build(build_flow, 0)
+        torch.manual_seed(0)
+        start = time.process_time()
+        call(train, flow, RecordingSampler(seed=4), TRAIN_STEPS)
+        cpu = time.process_time() - start
+    finally:
+        torch.set_num_threads(threads)
+    if cpu > MAX_CPU_SECONDS:
+        raise Hint(
+            f"{TRAIN_STEPS} steps took {cpu:.0f} s of CPU time (limit {MAX_CPU_SECONDS:.0f} s): "
+            "use a smaller network or batch"
+        )
+    target = four_modes()
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        x = target.sample(20_000, generator=g, dtype=torch.float32)
+        d = target.log_prob(x.double()) - _Density(flow).log_prob(x).double()
+    if not bool(torch.isfinite(d).all()):
+        raise Hint(
+            "after training your flow gives non-finite log-densities: bound s (tanh) "
+            "(see notebook 04, section 'Why the log-scale is bounded')"
+        )
+    kl, se = float(d.mean()), float(d.std() / math.sqrt(d.numel()))
+    if kl >= KL_BAR:
+        raise Hint(
+            f"after {TRAIN_STEPS} steps KL(p ‖ p_θ) = {kl:.3f} ± {se:.3f} nats (bar {KL_BAR}): "
+            f"try a larger learning rate or batch, or more layers ({_WHERE_LOOP})"
+        )
+    return (
+        f"exact inverse in float64, alternating masks, the right gradient, and after "
+        f"{TRAIN_STEPS} steps ({cpu:.0f} s CPU) KL(p ‖ p_θ) = {kl:.3f} ± {se:.3f} nats "
+        f"< {KL_BAR}."
+    )

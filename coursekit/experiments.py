@@ -1,0 +1,210 @@
+"""Measuring a density model against the truth: KL with its Monte Carlo standard error, the
+4-mode problem embedded in ``D`` dimensions, the mass in the gap between the modes, the cost
+of a grid normaliser, and CPU-time training budgets.
+
+* ``KL(p ‖ p_θ) = E_p[log p(X) − log p_θ(X)]`` (eq. 1) is estimated by the mean of
+  ``d_i = log p(x_i) − log p_θ(x_i)`` over ``n`` samples ``x_i ~ p``; its standard error is
+  ``std(d) / √n``. A single estimate can be negative when the true KL is within a few
+  standard errors of 0: each ``d_i`` can be negative, only their expectation cannot.
+* The **gap region** of the slides' 4-mode mixture (centres ``(±2, ±2)``, ``σ = 0.5``) is the
+  square spanned by the centres minus a disc of radius ``3σ`` around each centre::
+
+      G = {x : |x_1| ≤ 2, |x_2| ≤ 2, ‖x − μ_k‖ > 1.5 for k = 1..4}
+
+  (only the first two coordinates count in ``D > 2``). The true mixture puts little mass
+  there; a continuous bijection of a Gaussian stretches thin filaments across it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import types
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from coursekit._validation import check_positive_int, check_tensor
+from coursekit.datasets import MODE_CENTRES, four_modes
+from coursekit.grid import make_grid
+
+#: half-width of the square spanned by the four centres (±2, ±2)
+GAP_HALF_WIDTH = 2.0
+#: radius of the disc around each centre left out of the gap region: 3σ with σ = 0.5
+GAP_RADIUS = 1.5
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte Carlo estimate: ``mean`` and its standard error ``se`` from ``n`` draws."""
+
+    mean: float
+    se: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4f} ± {self.se:.4f}"
+
+
+def mean_and_se(values: Sequence[float] | Tensor) -> Estimate:
+    """Mean and standard error ``s / √n`` (``s``: sample standard deviation) of ``values``.
+
+    Used for per-seed results (``n`` = number of seeds) and for paired differences.
+    """
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if v.numel() < 2:
+        raise ValueError(f"values: expected at least 2 numbers, got {v.numel()}")
+    return Estimate(float(v.mean()), float(v.std() / math.sqrt(v.numel())), v.numel())
+
+
+@torch.no_grad()
+def log_ratio_samples(
+    model: object,
+    target: object,
+    n: int = 20_000,
+    generator: torch.Generator | None = None,
+    batch_size: int = 10_000,
+) -> Tensor:
+    """``d_i = log p(x_i) − log p_θ(x_i)`` for ``n`` samples ``x_i ~ target``; (n,) float64.
+
+    ``model`` needs ``log_prob`` (evaluated in its parameters' dtype); ``target`` needs
+    ``sample(n, generator=...)`` and an exact ``log_prob``.
+    """
+    n = check_positive_int(n, "n")
+    param = next(iter(getattr(model, "parameters", lambda: iter(()))()), None)
+    dtype = param.dtype if param is not None else torch.float64
+    out = []
+    done = 0
+    while done < n:
+        m = min(batch_size, n - done)
+        x = target.sample(m, generator=generator).to(torch.float64)
+        diff = target.log_prob(x) - model.log_prob(x.to(dtype)).double()
+        out.append(diff)
+        done += m
+    return torch.cat(out)
+
+
+def kl_with_se(
+    model: object,
+    target: object,
+    n: int = 20_000,
+    generator: torch.Generator | None = None,
+) -> Estimate:
+    """Monte Carlo ``KL(p ‖ p_θ)`` in nats (eq. 1) with its standard error ``std(d)/√n``."""
+    d = log_ratio_samples(model, target, n=n, generator=generator)
+    return Estimate(float(d.mean()), float(d.std() / math.sqrt(d.numel())), d.numel())
+
+
+class NoisyFourModes:
+    """The slides' 4 modes in the first two coordinates, ``N(0, 1)`` noise in the others.
+
+    ``p(x) = p_4modes(x_1, x_2) · Π_{j=3}^{D} N(x_j; 0, 1)`` on ``R^D``: the exact density is
+    known in every dimension, and ``H(p) = H(p_4modes) + (D − 2)/2 · log(2πe)``.
+
+    Args:
+        dim: ``D`` (at least 2; ``D = 2`` is :func:`coursekit.datasets.four_modes`).
+    """
+
+    has_log_prob = True
+
+    def __init__(self, dim: int):
+        self.dim = check_positive_int(dim, "dim")
+        if self.dim < 2:
+            raise ValueError(f"dim: expected at least 2 coordinates, got {dim}")
+        self.modes = four_modes()
+        self.name = f"4 modes + {self.dim - 2} noise coordinates"
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
+    ) -> Tensor:
+        """``n`` points; returns (n, D)."""
+        n = check_positive_int(n, "n")
+        head = self.modes.sample(n, generator=generator)
+        tail = torch.randn(n, self.dim - 2, generator=generator, dtype=torch.float64)
+        return torch.cat([head, tail], dim=1).to(dtype)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact ``log p(x)``; ``x`` (batch, D) -> (batch,)."""
+        check_tensor(x, "x", event_shape=(self.dim,))
+        tail = x[:, 2:]
+        log_noise = -0.5 * (tail**2).sum(dim=1) - 0.5 * (self.dim - 2) * _LOG_2PI
+        return self.modes.log_prob(x[:, :2]) + log_noise
+
+    def __repr__(self) -> str:
+        return f"NoisyFourModes(dim={self.dim})"
+
+
+def in_gap_region(x: Tensor) -> Tensor:
+    """Boolean (batch,): is ``(x_1, x_2)`` in the gap region ``G`` (module docstring)?"""
+    check_tensor(x, "x")
+    if x.dim() != 2 or x.shape[1] < 2:
+        raise ValueError(f"x: expected shape (batch, D) with D ≥ 2, got {tuple(x.shape)}")
+    xy = x[:, :2].double()
+    centres = torch.tensor(MODE_CENTRES[4], dtype=torch.float64)
+    inside_square = (xy.abs() <= GAP_HALF_WIDTH).all(dim=1)
+    far = torch.cdist(xy, centres).min(dim=1).values > GAP_RADIUS
+    return inside_square & far
+
+
+def gap_share(samples: Tensor) -> Estimate:
+    """Share of ``samples`` (batch, D) in the gap region, with its binomial standard error."""
+    hit = in_gap_region(samples).double()
+    p = float(hit.mean())
+    return Estimate(p, math.sqrt(max(p * (1 - p), 0.0) / hit.numel()), hit.numel())
+
+
+@torch.no_grad()
+def gap_mass_on_grid(log_prob: Callable[[Tensor], Tensor], n: int = 400) -> float:
+    """``∫_G p(x) dx`` for a 2-D density by the midpoint rule on an ``n × n`` grid of the
+    square ``[−2, 2]²`` (the cells whose centre lies in ``G``)."""
+    grid = make_grid(-GAP_HALF_WIDTH, GAP_HALF_WIDTH, n)
+    pts = grid.points
+    mask = in_gap_region(pts)
+    values = torch.cat([log_prob(chunk) for chunk in pts[mask].split(20_000)]).double().exp()
+    return float(values.sum() * grid.cell_area)
+
+
+def grid_cost(points_per_axis: int, dim: int, bytes_per_number: int = 4) -> tuple[int, int]:
+    """``(m^D, m^D · D · bytes)``: the points of a grid normaliser and the memory to store them.
+
+    A grid-normalised density (notebook 01's MLP) evaluates its network at every one of the
+    ``m^D`` points at every step; storing the points alone takes ``m^D · D`` numbers.
+    """
+    m = check_positive_int(points_per_axis, "points_per_axis")
+    d = check_positive_int(dim, "dim")
+    points = m**d
+    return points, points * d * bytes_per_number
+
+
+@contextlib.contextmanager
+def cpu_time_budget() -> Iterator[None]:
+    """Make :func:`coursekit.training.fit`'s ``max_seconds`` count process CPU time.
+
+    ``fit`` measures its budget with ``time.perf_counter`` (wall time). On a shared machine
+    wall time depends on the other programs running; the CPU time of a one-thread process
+    does not. Inside this context the ``time`` module seen by ``coursekit.training`` is one
+    whose ``perf_counter`` is ``time.process_time``, so equal ``max_seconds`` means equal
+    CPU work (with ``torch.set_num_threads(1)``).
+    """
+    import coursekit.training as training
+
+    patched: list[tuple[str, object]] = []
+    if hasattr(training, "time"):
+        shim = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if k[:2] != "__"})
+        shim.perf_counter = time.process_time
+        patched.append(("time", training.time))
+        training.time = shim  # type: ignore[assignment]
+    if hasattr(training, "perf_counter"):  # ``from time import perf_counter``
+        patched.append(("perf_counter", training.perf_counter))
+        training.perf_counter = time.process_time  # type: ignore[attr-defined]
+    if not patched:
+        raise RuntimeError("coursekit.training: found no clock (time or perf_counter) to replace")
+    try:
+        yield
+    finally:
+        for name, original in patched:
+            setattr(training, name, original)

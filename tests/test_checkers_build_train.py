@@ -1,0 +1,146 @@
+"""Checkers of exercise 4.4 (coordinates a stack never transforms) and 5.6 (build and train
+your own RealNVP): each accepts the reference and rejects each classic mistake with its own
+hint (one printed line, no traceback)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from torch import nn
+
+import coursekit.checkers as ck
+from coursekit.checkers.ch04 import mask_stacks, measured_untouched
+
+SOLUTION_05 = Path(__file__).resolve().parents[1] / "solutions" / "05_realnvp_toy.ipynb"
+BEGIN = "### BEGIN SOLUTION Exercise 5.6: build and train your own RealNVP"
+
+
+def run(capsys, checker, *fns):
+    ok = checker(*fns)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1, out
+    assert "Traceback" not in out
+    return ok, out
+
+
+def accepts(capsys, checker, *fns):
+    ok, out = run(capsys, checker, *fns)
+    assert ok is True and out.startswith("✅ Exercise"), out
+    return out
+
+
+def rejects(capsys, checker, *fns, hint: str):
+    ok, out = run(capsys, checker, *fns)
+    assert ok is False and out.startswith("❌ Exercise"), out
+    assert hint in out, out
+    return out
+
+
+# ----------------------------------------------------------------------------- exercise 4.4
+
+
+def test_measured_untouched_is_the_and_of_the_masks():
+    for masks in mask_stacks():
+        assert torch.equal(measured_untouched(masks), masks.all(dim=0))
+
+
+def test_ch04_never_transformed(capsys):
+    accepts(capsys, ck.check_never_transformed, lambda m: m.all(dim=0))
+    accepts(capsys, ck.check_never_transformed, lambda m: m.all(dim=0).int())
+    rejects(capsys, ck.check_never_transformed, lambda m: m.any(dim=0), hint="EVERY layer")
+    rejects(capsys, ck.check_never_transformed, lambda m: ~m.all(dim=0), hint="ARE transformed")
+    rejects(capsys, ck.check_never_transformed, lambda m: m[0].clone(), hint="not only the first")
+    rejects(capsys, ck.check_never_transformed, lambda m: m.all(), hint="shape")
+
+    def in_place(m):
+        m[-1] = m[0]
+        return m.all(dim=0)
+
+    rejects(capsys, ck.check_never_transformed, in_place, hint="in place")
+    out = rejects(capsys, ck.check_never_transformed, lambda m: m.any(dim=0), hint="notebook 04")
+    assert "Why the masks must alternate" in out
+
+
+# ----------------------------------------------------------------------------- exercise 5.6
+
+
+def _solution_source() -> str:
+    nb = nbformat.read(SOLUTION_05, as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and BEGIN in c.source]
+    assert len(cells) == 1
+    lines = [
+        line
+        for line in cells[0].split("\n")
+        if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+    ]
+    code = "\n".join(lines)
+    return code.split('print(f"the checker trains')[0]
+
+
+def _load(replace: tuple[str, str] | None = None) -> dict:
+    """The reference of exercise 5.6 (from the solution notebook), optionally with one edit."""
+    source = _solution_source()
+    if replace is not None:
+        old, new = replace
+        assert old in source, old
+        source = source.replace(old, new)
+
+    def flow_log_prob(z, log_det):
+        return -0.5 * (z**2).sum(dim=1) - 0.5 * z.shape[1] * math.log(2 * math.pi) + log_det
+
+    ns = {"torch": torch, "nn": nn, "math": math, "flow_log_prob": flow_log_prob}
+    exec(compile(source, str(SOLUTION_05), "exec"), ns)
+    return ns
+
+
+LOSS = "loss = -flow_log_prob(z, log_det).mean()"
+WRONG = {
+    "same mask": (
+        "masks = [torch.tensor([i % 2 == 0, i % 2 == 1]) for i in range(n_layers)]",
+        "masks = [torch.tensor([True, False]) for i in range(n_layers)]",
+        "masks must alternate",
+    ),
+    "detached loss": (LOSS, LOSS + ".detach().requires_grad_()", "detached"),
+    "detached loss (raises)": (LOSS, LOSS + ".detach()", "detached"),
+    "sign error": (LOSS, "loss = flow_log_prob(z, log_det).mean()", "sign error"),
+    "sum, not mean": (LOSS, "loss = -flow_log_prob(z, log_det).sum()", "sums over the batch"),
+    "no zero_grad": ("        optimizer.zero_grad()\n", "", "zero_grad"),
+    "input modified in place": (
+        "    z = x.clone()\n    z[:, ~mask] = x2",
+        "    z = x\n    z[:, ~mask] = x2",
+        "in place",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG), ids=list(WRONG))
+def test_ch05_build_and_train_rejects_each_classic_mistake(capsys, name):
+    old, new, hint = WRONG[name]
+    ns = _load((old, new))
+    out = rejects(capsys, ck.check_build_and_train, ns["build_flow"], ns["train"], hint=hint)
+    if name != "input modified in place":
+        assert "see notebook 0" in out  # names the lecture notebook and section
+
+
+def test_ch05_build_and_train_untouched_is_not_done(capsys):
+    def build_flow(seed):
+        raise NotImplementedError("Exercise 5.6: build and train your own RealNVP")
+
+    ok, out = run(capsys, ck.check_build_and_train, build_flow, lambda f, s, n: None)
+    assert ok is False and "not done yet" in out
+
+
+def test_ch05_build_and_train_catches_a_wrong_inverse(capsys):
+    ns = _load(("x[:, ~mask] = (z2 - t) * torch.exp(-s)", "x[:, ~mask] = z2 * torch.exp(-s) - t"))
+    rejects(capsys, ck.check_build_and_train, ns["build_flow"], ns["train"], hint="1e-10")
+
+
+@pytest.mark.slow
+def test_ch05_build_and_train_accepts_the_reference_within_the_cpu_budget(capsys):
+    ns = _load()
+    out = accepts(capsys, ck.check_build_and_train, ns["build_flow"], ns["train"])
+    assert "KL(p ‖ p_θ) =" in out

@@ -1,0 +1,122 @@
+"""coursekit.experiments: KL with its standard error, the D-dimensional 4-mode target, the gap
+region between the modes, the grid cost and the CPU-time budget."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+
+import coursekit.training as training
+from coursekit.datasets import four_modes
+from coursekit.experiments import (
+    Estimate,
+    NoisyFourModes,
+    cpu_time_budget,
+    gap_mass_on_grid,
+    gap_share,
+    grid_cost,
+    in_gap_region,
+    kl_with_se,
+    log_ratio_samples,
+    mean_and_se,
+)
+
+
+class Gaussian:
+    """N(mu, sigma² I) on R^d with the model interface (log_prob only)."""
+
+    def __init__(self, mu: float, sigma: float, d: int):
+        self.mu, self.sigma, self.d = mu, sigma, d
+
+    def log_prob(self, x):
+        return (
+            -0.5 * (((x - self.mu) / self.sigma) ** 2).sum(1)
+            - self.d * math.log(self.sigma)
+            - 0.5 * self.d * math.log(2 * math.pi)
+        )
+
+
+def test_mean_and_se():
+    est = mean_and_se([1.0, 2.0, 3.0])
+    assert est.mean == pytest.approx(2.0, abs=1e-12)
+    assert est.se == pytest.approx(1.0 / math.sqrt(3.0), abs=1e-12)
+    assert est.n == 3
+    with pytest.raises(ValueError, match="values"):
+        mean_and_se([1.0])
+
+
+def test_kl_of_the_truth_is_exactly_zero_and_a_shift_matches_the_closed_form():
+    target = NoisyFourModes(4)
+    zero = kl_with_se(target, target, n=2_000, generator=torch.Generator().manual_seed(0))
+    assert zero.mean == 0.0 and zero.se == 0.0
+    # p = 4 modes x N(0, I_2); model = same but the noise part is N(0.3, I_2): KL = 2 · 0.3²/2.
+    modes = four_modes()
+
+    class Shifted:
+        def log_prob(self, x):
+            return modes.log_prob(x[:, :2]) + Gaussian(0.3, 1.0, 2).log_prob(x[:, 2:])
+
+    est = kl_with_se(Shifted(), target, n=20_000, generator=torch.Generator().manual_seed(1))
+    assert abs(est.mean - 0.09) < 4 * est.se
+    assert 0 < est.se < 0.01
+
+
+def test_log_ratio_samples_are_paired_by_the_generator():
+    target = NoisyFourModes(3)
+    a = log_ratio_samples(Gaussian(0.0, 2.0, 3), target, 500, torch.Generator().manual_seed(3))
+    b = log_ratio_samples(Gaussian(0.0, 2.0, 3), target, 500, torch.Generator().manual_seed(3))
+    assert a.shape == (500,) and torch.equal(a, b)
+
+
+def test_noisy_four_modes_density_and_samples():
+    t2, t5 = NoisyFourModes(2), NoisyFourModes(5)
+    x = t5.sample(1000, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (1000, 5) and x.dtype == torch.float64
+    want = four_modes().log_prob(x[:, :2]) + Gaussian(0.0, 1.0, 3).log_prob(x[:, 2:])
+    assert torch.allclose(t5.log_prob(x), want, rtol=0, atol=1e-12)
+    assert torch.allclose(t2.log_prob(x[:, :2]), four_modes().log_prob(x[:, :2]), atol=1e-12)
+    # the noise coordinates are standard normal
+    assert abs(float(x[:, 2:].std()) - 1) < 0.05
+    with pytest.raises(ValueError, match="dim"):
+        NoisyFourModes(1)
+    with pytest.raises(ValueError, match="x"):
+        t5.log_prob(x[:, :4])
+
+
+def test_gap_region_definition():
+    pts = torch.tensor(
+        [[0.0, 0.0], [2.0, 2.0], [0.0, 1.9], [3.0, 0.0], [1.0, 1.0], [0.5, 0.5], [-2.0, 0.4]],
+        dtype=torch.float64,
+    )
+    # (1, 1) is at distance √2 < 1.5 of (2, 2); (0.5, 0.5) at 2.12; (−2, 0.4) at 1.6
+    assert in_gap_region(pts).tolist() == [True, False, True, False, False, True, True]
+    with pytest.raises(ValueError, match="x"):
+        in_gap_region(torch.zeros(3))
+
+
+def test_gap_mass_on_grid_agrees_with_the_sample_share():
+    target = four_modes()
+    mass = gap_mass_on_grid(target.log_prob)
+    share = gap_share(target.sample(200_000, generator=torch.Generator().manual_seed(0)))
+    assert isinstance(share, Estimate) and share.n == 200_000
+    assert 0 < mass < 0.02
+    assert abs(share.mean - mass) < 4 * share.se + 1e-4
+
+
+def test_grid_cost():
+    assert grid_cost(60, 2) == (3600, 3600 * 2 * 4)
+    points, memory = grid_cost(60, 10)
+    assert points == 60**10 and memory == 60**10 * 10 * 4
+    with pytest.raises(ValueError, match="dim"):
+        grid_cost(60, 0)
+
+
+def test_cpu_time_budget_swaps_fit_clock_and_restores_it():
+    original = training.time
+    with cpu_time_budget():
+        assert training.time.perf_counter is time.process_time
+        assert training.time.sleep is time.sleep
+    assert training.time is original
