@@ -3,7 +3,7 @@
 Each checker prints ``✅ Exercise N.M passed: …``, a ``❌ Exercise N.M: <hint>`` line saying
 what is wrong (never the solution, never a traceback), or ``Exercise N.M: not done yet — …``
 while the exercise still raises ``NotImplementedError``. It returns True on a pass.
-One module per chapter: :mod:`.ch01` … :mod:`.ch06`.
+One module per chapter: :mod:`.ch01` … :mod:`.ch07`.
 """
 
 from coursekit.checkers._common import EXERCISES, RESULTS, assert_all_passed, show_progress
@@ -49,6 +49,13 @@ from coursekit.checkers.ch06 import (
     check_nats_per_image,
     check_squeeze,
 )
+from coursekit.checkers.ch07 import (
+    check_gap_mass,
+    check_mean_and_se,
+    check_sequential_passes,
+    check_zuko_log_prob,
+    check_zuko_sample,
+)
 
 __all__ = [
     "EXERCISES",
@@ -63,6 +70,7 @@ __all__ = [
     "check_density_neg_log_uniform",
     "check_dequantize",
     "check_flow_log_prob",
+    "check_gap_mass",
     "check_gaussian_mle",
     "check_gaussian_nll",
     "check_grid_points",
@@ -76,6 +84,7 @@ __all__ = [
     "check_log_density_linear",
     "check_log_density_logistic",
     "check_logit_transform",
+    "check_mean_and_se",
     "check_monte_carlo_kl",
     "check_nats_per_image",
     "check_nll_loss",
@@ -83,6 +92,9 @@ __all__ = [
     "check_polar_density",
     "check_sample_exponential",
     "check_sample_with_temperature",
+    "check_sequential_passes",
     "check_squeeze",
+    "check_zuko_log_prob",
+    "check_zuko_sample",
     "show_progress",
 ]
