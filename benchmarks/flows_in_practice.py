@@ -40,7 +40,14 @@ from pathlib import Path
 import torch
 
 from coursekit.datasets import gallery
-from coursekit.practice import FLOW_NAMES, build_flow, gap_mass, kl_estimate, parameter_count
+from coursekit.practice import (
+    FLOW_NAMES,
+    build_flow,
+    gap_mass,
+    kl_estimate,
+    parameter_count,
+    summarise_runs,
+)
 from coursekit.training import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,6 +143,34 @@ def run_one(
     return row
 
 
+def report(data: dict[str, object]) -> str:
+    """Markdown tables of the results: KL mean ± SE per (target, model), the gap mass on the
+    4 modes, and the recipes."""
+    runs = data["runs"]
+    models = [r for r in runs if r["part"] == "models"]
+    lines = ["| target (CPU budget) | " + " | ".join(FLOW_NAMES) + " |"]
+    lines.append("|---" * (len(FLOW_NAMES) + 1) + "|")
+    kl = summarise_runs(models, by=("target", "model"), value="kl")
+    budgets = data["settings"]["budgets_cpu_s"]
+    for target in dict.fromkeys(r["target"] for r in models):
+        cells = [str(kl[(target, m)]) if (target, m) in kl else "" for m in FLOW_NAMES]
+        lines.append(f"| {target} ({budgets[target]:g} s) | " + " | ".join(cells) + " |")
+    four = [r for r in models if "gap_mass" in r]
+    if four:
+        gap = summarise_runs(four, by=("model",), value="gap_mass")
+        truth = summarise_runs(four, by=("target",), value="true_gap_mass")[("4 modes",)]
+        lines += ["", f"| gap mass, 4 modes (truth {truth}) | " + " | ".join(FLOW_NAMES) + " |"]
+        lines.append("|---" * (len(FLOW_NAMES) + 1) + "|")
+        cells = [str(gap[(m,)]) if (m,) in gap else "" for m in FLOW_NAMES]
+        lines.append("| model | " + " | ".join(cells) + " |")
+    recipes = [r for r in runs if r["part"] == "recipes"]
+    if recipes:
+        table = summarise_runs(recipes, by=("recipe_name",), value="kl")
+        lines += ["", "| recipe (zuko NSF, 4 modes) | KL (nats) | seeds |", "|---|---|---|"]
+        lines += [f"| {name} | {est} | {est.n} |" for (name,), est in table.items()]
+    return "\n".join(lines)
+
+
 def key(row: dict[str, object]) -> tuple:
     return (row["part"], row["model"], row["target"], row["seed"], row.get("recipe_name", ""))
 
@@ -145,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--quick", action="store_true", help="1 s budgets, 2 seeds (smoke test)")
     parser.add_argument("--skip-recipes", action="store_true")
+    parser.add_argument(
+        "--report", action="store_true", help="print the tables of --out, run nothing"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -157,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, object] = {"runs": []}
     if args.out.exists():
         data = json.loads(args.out.read_text())
+    if args.report:
+        print(report(data))
+        return 0
     done = {key(r) for r in data["runs"]}
     import zuko
 
@@ -221,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+    print(report(data))
     return 0
 
 

@@ -46,6 +46,7 @@ def test_the_script_writes_and_resumes_its_json(fip, monkeypatch, tmp_path, caps
     monkeypatch.setattr(fip, "GAP_SAMPLES", 300)
     out = tmp_path / "bench.json"
     assert fip.main(["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
     data = json.loads(out.read_text())
     parts = [(r["part"], r["model"], r.get("recipe_name", "")) for r in data["runs"]]
     assert len(parts) == 6
@@ -54,4 +55,8 @@ def test_the_script_writes_and_resumes_its_json(fip, monkeypatch, tmp_path, caps
     assert data["settings"]["clock"].startswith("CPU time")
     assert fip.main(["--out", str(out)]) == 0  # resumes: nothing left to run
     assert len(json.loads(out.read_text())["runs"]) == 6
-    capsys.readouterr()
+    assert capsys.readouterr().out == printed  # the same tables
+    assert "| 4 modes (0.1 s) |" in printed and "| zuko's usual loop |" in printed
+    assert "gap mass, 4 modes (truth" in printed
+    assert fip.main(["--out", str(out), "--report"]) == 0
+    assert capsys.readouterr().out == printed
