@@ -5,7 +5,8 @@ makes a step of the course's small flows about 15 % faster on CPU) on minibatche
 either from a sampler (any object with ``sample(n, generator=...)``, e.g. a toy
 distribution: fresh data every step) or from a fixed data tensor, with a cosine
 learning-rate schedule, gradient-norm clipping, a ``tqdm.auto`` progress bar (silenced by
-``TQDM_DISABLE=1``), an optional wall-clock budget, and a clear
+``TQDM_DISABLE=1``), an optional time budget (wall clock, or any clock such as the
+process's CPU time), and a clear
 :class:`TrainingDivergedError` naming the step when the loss is NaN or Inf.
 """
 
@@ -211,8 +212,8 @@ def fit(
         weight_decay: Adam's L2 penalty.
         clip_grad: maximum gradient norm (``None`` disables clipping).
         schedule: ``"cosine"`` (decay to 0 over ``steps``) or ``"constant"``.
-        max_seconds: stop early after this much wall time (the cosine schedule is then
-            stretched over the time budget rather than the steps).
+        max_seconds: stop early after this much time by ``clock`` (wall time by default; the
+            cosine schedule is then stretched over the time budget rather than the steps).
         seed: seeds torch, NumPy and Python, and the minibatch generator; ``None`` keeps
             the current global state.
         loss_fn: ``loss_fn(model, batch) -> scalar``.
