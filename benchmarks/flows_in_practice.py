@@ -3,7 +3,7 @@ NSF on three toy targets, the filament mass on the 4 modes, and the training rec
 
 Usage (from the repository root)::
 
-    python benchmarks/flows_in_practice.py                 # full run, ~30 CPU-minutes
+    python benchmarks/flows_in_practice.py                 # full run, ~21 CPU-minutes
     python benchmarks/flows_in_practice.py --quick --out /tmp/quick.json   # smoke test
 
 Every model is trained by :func:`coursekit.training.fit` (fresh target samples each step,
