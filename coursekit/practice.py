@@ -56,8 +56,13 @@ class ZukoDensity(nn.Module):
         dist = flow()
         self.event_shape = tuple(dist.event_shape)
         base = dist.base
-        loc = getattr(base, "mean", None)
-        if loc is None or not torch.allclose(loc, torch.zeros_like(loc)):
+        loc, scale = getattr(base, "mean", None), getattr(base, "stddev", None)
+        if (
+            loc is None
+            or scale is None
+            or not torch.allclose(loc, torch.zeros_like(loc))
+            or not torch.allclose(scale, torch.ones_like(scale))
+        ):
             raise ValueError("flow: expected a zuko flow with a standard normal base N(0, I)")
 
     def _check(self, x: Tensor, name: str) -> Tensor:
