@@ -3,7 +3,7 @@
 Each checker prints ``✅ Exercise N.M passed: …``, a ``❌ Exercise N.M: <hint>`` line saying
 what is wrong (never the solution, never a traceback), or ``Exercise N.M: not done yet — …``
 while the exercise still raises ``NotImplementedError``. It returns True on a pass.
-One module per chapter: :mod:`.ch01` … :mod:`.ch06`.
+One module per chapter: :mod:`.ch01` … :mod:`.ch07`.
 """
 
 from coursekit.checkers._common import EXERCISES, RESULTS, assert_all_passed, show_progress
@@ -55,6 +55,13 @@ from coursekit.checkers.ch06 import (
     check_nearest_distances,
     check_squeeze,
 )
+from coursekit.checkers.ch07 import (
+    check_gap_mass,
+    check_mean_and_se,
+    check_sequential_passes,
+    check_zuko_log_prob,
+    check_zuko_sample,
+)
 
 __all__ = [
     "EXERCISES",
@@ -71,6 +78,7 @@ __all__ = [
     "check_dequantize",
     "check_early_stopping",
     "check_flow_log_prob",
+    "check_gap_mass",
     "check_gaussian_mle",
     "check_gaussian_nll",
     "check_integrate_grid",
@@ -84,6 +92,7 @@ __all__ = [
     "check_log_density_logistic",
     "check_logit_transform",
     "check_mc_log_normalizer",
+    "check_mean_and_se",
     "check_monte_carlo_kl",
     "check_nearest_distances",
     "check_never_transformed",
@@ -93,8 +102,11 @@ __all__ = [
     "check_polar_density",
     "check_sample_exponential",
     "check_sample_with_temperature",
+    "check_sequential_passes",
     "check_squeeze",
     "check_transform_with_log_prob",
     "check_triangular_log_det",
+    "check_zuko_log_prob",
+    "check_zuko_sample",
     "show_progress",
 ]

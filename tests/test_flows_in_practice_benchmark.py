@@ -1,0 +1,62 @@
+"""Smoke test of benchmarks/flows_in_practice.py with tiny CPU budgets: one run, and the
+whole script (models and recipes parts, the JSON file, resuming) in a few seconds."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def fip():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("flows_in_practice")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_one_run_is_measured_on_its_cpu_budget(fip):
+    row = fip.run_one("zuko NSF", "4 modes", 0, 0.2, {}, kl_samples=500, gap_samples=500)
+    assert row["model"] == "zuko NSF" and row["steps"] >= 1
+    assert 0.2 <= row["train_cpu_s"] < 2.0
+    assert math.isfinite(row["kl"]) and row["kl_se"] > 0
+    assert 0 <= row["gap_mass"] <= 1 and 0 <= row["true_gap_mass"] < 0.05
+    other = fip.run_one("course RealNVP", "rings", 0, 0.1, {"lr": 1e-3}, 500, 500)
+    assert "gap_mass" not in other and other["recipe"] == {"lr": 1e-3}
+
+
+def test_the_script_writes_and_resumes_its_json(fip, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(fip, "BUDGETS", {"4 modes": 0.1})
+    monkeypatch.setattr(fip, "SEEDS", (0,))
+    monkeypatch.setattr(fip, "RECIPE_BUDGET", 0.1)
+    monkeypatch.setattr(
+        fip, "RECIPES", {"fit defaults": {}, "zuko's usual loop": fip.RECIPES["zuko's usual loop"]}
+    )
+    monkeypatch.setattr(fip, "KL_SAMPLES", 300)
+    monkeypatch.setattr(fip, "GAP_SAMPLES", 300)
+    out = tmp_path / "bench.json"
+    assert fip.main(["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    parts = [(r["part"], r["model"], r.get("recipe_name", "")) for r in data["runs"]]
+    assert len(parts) == 6
+    assert sum(p == "models" for p, _, _ in parts) == 4
+    assert {r for p, _, r in parts if p == "recipes"} == {"fit defaults", "zuko's usual loop"}
+    assert data["settings"]["clock"].startswith("CPU time")
+    assert fip.main(["--out", str(out)]) == 0  # resumes: nothing left to run
+    assert len(json.loads(out.read_text())["runs"]) == 6
+    assert capsys.readouterr().out == printed  # the same tables
+    assert "| 4 modes (0.1 s) |" in printed and "| zuko's usual loop |" in printed
+    assert "gap mass, 4 modes (truth" in printed
+    assert fip.main(["--out", str(out), "--report"]) == 0
+    assert capsys.readouterr().out == printed
