@@ -6,4 +6,8 @@ Modules: :mod:`coursekit.flows` (bijections, affine coupling, RealNVP),
 :mod:`coursekit.metrics` (NLL, bits/dim, KL).
 """
 
+from coursekit._validation import set_validation, validation, validation_enabled
+
 __version__ = "0.1.0"
+
+__all__ = ["set_validation", "validation", "validation_enabled"]

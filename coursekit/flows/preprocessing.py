@@ -23,7 +23,12 @@ import math
 import torch
 from torch import Tensor, nn
 
-from coursekit._validation import check_positive_float, check_positive_int, check_tensor
+from coursekit._validation import (
+    check_positive_float,
+    check_positive_int,
+    check_tensor,
+    check_unit_interval,
+)
 from coursekit.flows.base import Bijection
 
 LEVELS = 256
@@ -112,11 +117,7 @@ class Logit(Bijection):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` in ``[0, 1]`` -> ``(logit(α + (1 − 2α) x), log|det|)``."""
         check_tensor(x, "x", event_shape=self.event_shape)
-        if x.numel() and (bool((x < 0).any()) or bool((x > 1).any())):
-            raise ValueError(
-                f"x: expected values in [0, 1] (scale the pixels first), got values in "
-                f"[{float(x.min()):g}, {float(x.max()):g}]"
-            )
+        check_unit_interval(x, "x", "scale the pixels first")
         return self._forward(x)
 
     def extra_repr(self) -> str:
