@@ -32,6 +32,7 @@ from coursekit.flows.image_coupling import (
 )
 from coursekit.flows.nets import ConvConditioner, mlp
 from coursekit.flows.preprocessing import (
+    DequantizedImages,
     Logit,
     UnitScale,
     bits_per_dim_from_unit_log_prob,
@@ -50,6 +51,7 @@ __all__ = [
     "affine_inverse",
     "bounded_log_scale",
     "Bijection",
+    "DequantizedImages",
     "Flow",
     "FlowSequence",
     "Permutation",
