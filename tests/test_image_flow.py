@@ -270,7 +270,6 @@ def test_shipped_pretrained_model_loads_with_its_recorded_architecture(tmp_path)
 
 def test_training_command_pieces(tmp_path):
     from coursekit import train_mnist as tm
-
     from coursekit.flows.checkpoint import atomic_save
     from coursekit.optim import learning_rate
 
