@@ -263,6 +263,7 @@ def fit(
             if ema is not None:
                 _average_step(ema_params, params, min(ema, step / (step + 9)))
             state.step, state.loss, state.lr = step, value, current_lr
+            state.elapsed = time.perf_counter() - start - paused
             history.losses.append(value)
             history.learning_rates.append(current_lr)
             history.steps = step

@@ -62,8 +62,9 @@ class History:
 class FitState:
     """What a :class:`Callback` sees: the training objects and where the run is.
 
-    ``step``: steps done; ``elapsed``: training seconds so far; ``loss``, ``lr``: those of the
-    last step; ``generator``: the minibatch generator. For a time-based callback,
+    ``step``: steps done; ``elapsed``: training seconds so far (callbacks excluded; for a
+    time-based callback, until the start of the step about to be done); ``loss``, ``lr``: those
+    of the last step; ``generator``: the minibatch generator. For a time-based callback,
     ``generator_state`` is the generator's state before the batch of the step about to be
     done, so that a checkpoint of :meth:`state_dict` redoes exactly that step when resumed.
     """
