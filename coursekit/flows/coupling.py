@@ -40,18 +40,23 @@ def bounded_log_scale(raw_s: Tensor, bound: float) -> Tensor:
     return bound * torch.tanh(raw_s / bound)
 
 
+def _sum_per_example(s: Tensor) -> Tensor:
+    """``Σ_j s_j`` over every non-batch dimension; (batch,)."""
+    return s.sum(1) if s.dim() == 2 else s.flatten(1).sum(1)
+
+
 def affine_forward(x2: Tensor, s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     """Eq. (12), forward: ``z2 = x2 ⊙ exp(s) + t`` and ``log|det ∂z/∂x| = Σ s``.
 
     ``x2``, ``s``, ``t``: (batch, …) of one shape; returns ``z2`` (same shape) and the
     log-determinant (batch,), summed over every non-batch dimension.
     """
-    return x2 * torch.exp(s) + t, s.flatten(1).sum(1)
+    return x2 * torch.exp(s) + t, _sum_per_example(s)
 
 
 def affine_inverse(z2: Tensor, s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     """Eq. (12), inverse: ``x2 = (z2 − t) ⊙ exp(−s)`` and ``log|det ∂x/∂z| = −Σ s``."""
-    return (z2 - t) * torch.exp(-s), -s.flatten(1).sum(1)
+    return (z2 - t) * torch.exp(-s), -_sum_per_example(s)
 
 
 class AffineCouplingBase(Bijection):
