@@ -35,14 +35,14 @@ def checkerboard_mask(height: int, width: int, parity: int = 0) -> Tensor:
     return ((i + j + parity) % 2).float().view(1, 1, height, width)
 
 
-class CheckerboardCoupling(AffineCouplingBase):
-    """Affine coupling with a checkerboard mask on ``(batch, C, H, W)`` (eq. 12 per pixel).
+class ImageCoupling(AffineCouplingBase):
+    """What the image couplings share: arguments, checks and a convolutional conditioner.
 
     Args:
         shape: ``(C, H, W)`` of the input.
         hidden: width of the conditioner network.
         n_blocks: residual blocks in the conditioner.
-        parity: 0 or 1; which squares are kept (alternate it between layers).
+        parity: 0 or 1; which part is kept (alternate it between layers).
         scale_bound: ``B`` in ``s = B·tanh(ŝ/B)``.
         block_kernel: 3 or 1, the kernel of the conditioner's residual blocks.
         activation: "silu" or "relu", the conditioner's nonlinearity.
@@ -60,13 +60,40 @@ class CheckerboardCoupling(AffineCouplingBase):
     ):
         super().__init__()
         c, h, w = check_image_shape(shape)
+        c_in, c_out = self._conditioner_channels(c)
         if parity not in (0, 1):
             raise ValueError(f"parity: expected 0 or 1, got {parity!r}")
         self.event_shape = (c, h, w)
         self.parity = parity
         self.scale_bound = check_positive_float(scale_bound, "scale_bound")
-        self.register_buffer("mask", checkerboard_mask(h, w, parity))
-        self.conditioner = ConvConditioner(c + 1, 2 * c, hidden, n_blocks, block_kernel, activation)
+        for name, buffer in self._buffers_for(h, w).items():
+            self.register_buffer(name, buffer)
+        self.conditioner = ConvConditioner(c_in, c_out, hidden, n_blocks, block_kernel, activation)
+
+    def _conditioner_channels(self, channels: int) -> tuple[int, int]:
+        """``(input, output)`` channels of the conditioner for an input of ``channels``."""
+        raise NotImplementedError
+
+    def _buffers_for(self, height: int, width: int) -> dict[str, Tensor]:
+        """Constant tensors the coupling keeps (e.g. its mask), by name."""
+        return {}
+
+    def extra_repr(self) -> str:
+        return f"shape={self.event_shape}, parity={self.parity}, scale_bound={self.scale_bound:g}"
+
+
+class CheckerboardCoupling(ImageCoupling):
+    """Affine coupling with a checkerboard mask on ``(batch, C, H, W)`` (eq. 12 per pixel).
+
+    ``parity`` chooses which squares are kept; the conditioner sees the kept squares and
+    the mask itself. Arguments as :class:`ImageCoupling`.
+    """
+
+    def _buffers_for(self, height: int, width: int) -> dict[str, Tensor]:
+        return {"mask": checkerboard_mask(height, width, self.parity)}
+
+    def _conditioner_channels(self, channels: int) -> tuple[int, int]:
+        return channels + 1, 2 * channels
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(b ⊙ x, x)``: the conditioner sees the kept squares only."""
@@ -83,36 +110,18 @@ class CheckerboardCoupling(AffineCouplingBase):
         free = 1 - self.mask.to(x_kept.dtype)
         return bounded_log_scale(raw_s, self.scale_bound) * free, t * free
 
-    def extra_repr(self) -> str:
-        return f"shape={self.event_shape}, parity={self.parity}, scale_bound={self.scale_bound:g}"
 
-
-class ChannelCoupling(AffineCouplingBase):
+class ChannelCoupling(ImageCoupling):
     """Affine coupling that keeps one half of the channels and transforms the other.
 
-    ``parity = 0`` keeps the first ``C/2`` channels, ``parity = 1`` the last ones.
+    ``parity = 0`` keeps the first ``C/2`` channels, ``parity = 1`` the last ones; ``C`` must
+    be even. Arguments as :class:`ImageCoupling`.
     """
 
-    def __init__(
-        self,
-        shape: Sequence[int],
-        hidden: int = 64,
-        n_blocks: int = 2,
-        parity: int = 0,
-        scale_bound: float = 3.0,
-        block_kernel: int = 3,
-        activation: str = "silu",
-    ):
-        super().__init__()
-        c, h, w = check_image_shape(shape)
-        if c % 2 != 0:
-            raise ValueError(f"shape: expected an even number of channels, got {c}")
-        if parity not in (0, 1):
-            raise ValueError(f"parity: expected 0 or 1, got {parity!r}")
-        self.event_shape = (c, h, w)
-        self.parity = parity
-        self.scale_bound = check_positive_float(scale_bound, "scale_bound")
-        self.conditioner = ConvConditioner(c // 2, c, hidden, n_blocks, block_kernel, activation)
+    def _conditioner_channels(self, channels: int) -> tuple[int, int]:
+        if channels % 2 != 0:
+            raise ValueError(f"shape: expected an even number of channels, got {channels}")
+        return channels // 2, channels
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         a, b = x.chunk(2, dim=1)
@@ -125,9 +134,6 @@ class ChannelCoupling(AffineCouplingBase):
         """Bounded ``s`` and ``t`` for the changed half; each ``(batch, C/2, H, W)``."""
         raw_s, t = self.conditioner(kept).chunk(2, dim=1)
         return bounded_log_scale(raw_s, self.scale_bound), t
-
-    def extra_repr(self) -> str:
-        return f"shape={self.event_shape}, parity={self.parity}, scale_bound={self.scale_bound:g}"
 
 
 def squeeze(x: Tensor) -> Tensor:

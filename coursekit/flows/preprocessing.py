@@ -191,11 +191,12 @@ def image_bits_per_dim(
     device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
-    log_probs = []
+    total = 0.0
     for start in range(0, images.shape[0], batch_size):
         k = images[start : start + batch_size]
         v = dequantize(k, generator=generator, dtype=torch.float64).to(dtype)
         x = (v / levels).to(device)
-        log_probs.append(model.log_prob(x).double().cpu())
+        total += float(model.log_prob(x).double().sum())
     model.train(was_training)
-    return float(bits_per_dim(torch.cat(log_probs), images[0].numel(), levels=levels))
+    mean_log_prob = torch.tensor(total / images.shape[0], dtype=torch.float64)
+    return float(bits_per_dim(mean_log_prob, images[0].numel(), levels=levels))
