@@ -55,8 +55,9 @@ Modules:
   :mod:`~coursekit.checkers.ch05`), on :mod:`~coursekit.checkers._common`;
   :mod:`coursekit.exercises` (builds the exercise notebooks).
 * :mod:`coursekit.notebook_tools` (refreshes stored outputs), :mod:`coursekit.device`
-  (device choice, machine description), :mod:`coursekit._validation` (input checks; the
-  value checks are switchable with :func:`set_validation` and :func:`validation`).
+  (device choice, machine description), :mod:`coursekit._files` (atomic writes),
+  :mod:`coursekit._validation` (input checks; the value checks are switchable with
+  :func:`set_validation` and :func:`validation`).
 """
 
 from coursekit._validation import set_validation, validation, validation_enabled

@@ -10,15 +10,15 @@ raises :class:`CheckpointError`, naming the path and what is wrong.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from coursekit._files import atomic_write
 
 
 class CheckpointError(ValueError):
@@ -27,19 +27,7 @@ class CheckpointError(ValueError):
 
 def atomic_save(obj: object, path: str | Path) -> None:
     """``torch.save(obj)`` to a temporary file next to ``path``, then ``os.replace`` it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
