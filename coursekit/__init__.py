@@ -31,6 +31,7 @@ Modules:
   :mod:`~coursekit.flows.realnvp` (``RealNVP`` on vectors),
   :mod:`~coursekit.flows.image_coupling` (checkerboard and channel couplings, squeeze),
   :mod:`~coursekit.flows.glow` (``ActNorm``, ``InvertibleConv1x1``),
+  :mod:`~coursekit.flows.multiscale` (one scale of the multi-scale architecture),
   :mod:`~coursekit.flows.image` (``ImageRealNVP``),
   :mod:`~coursekit.flows.preprocessing` (dequantization, logit, bits/dim of images),
   :mod:`~coursekit.flows.checkpoint` (saving, loading, ``CheckpointError``).

@@ -21,7 +21,7 @@ from coursekit.flows.coupling import (
     bounded_log_scale,
 )
 from coursekit.flows.glow import ActNorm, InvertibleConv1x1
-from coursekit.flows.image import ImageRealNVP, MultiScaleLevel
+from coursekit.flows.image import ImageRealNVP
 from coursekit.flows.image_coupling import (
     ChannelCoupling,
     CheckerboardCoupling,
@@ -30,6 +30,7 @@ from coursekit.flows.image_coupling import (
     squeeze,
     unsqueeze,
 )
+from coursekit.flows.multiscale import MultiScaleLevel
 from coursekit.flows.nets import ConvConditioner, mlp
 from coursekit.flows.preprocessing import (
     DequantizedImages,
