@@ -173,8 +173,7 @@ def build_model(
 
 
 def read_run(path: Path, config: dict, device: torch.device) -> dict:
-    """The checkpoint at ``path``; ``SystemExit`` if it is missing, unreadable or of another
-    architecture."""
+    """The checkpoint at ``path``; ``SystemExit`` naming what is wrong if it cannot resume."""
     try:
         state = read_checkpoint(path, map_location=device)
     except CheckpointError as error:
@@ -183,6 +182,8 @@ def read_run(path: Path, config: dict, device: torch.device) -> dict:
         raise SystemExit(
             f"--resume: checkpoint architecture {state.get('config')} differs from {config}"
         )
+    if "step_count" not in state.get("optimizer", {}):  # fit's FlatAdam state
+        raise SystemExit(f"--resume: {path} holds no FlatAdam state; start a new run")
     return state
 
 
@@ -315,27 +316,17 @@ def main(argv: list[str] | None = None) -> dict:
     test_bpd = evaluate(ema, final_images)
     rates = [e["images_per_s"] for e in run["log"]]
     metrics = dict(
-        command=command,
-        config=config,
+        command=command, config=config,
         data=dict(train=train.source, test=test.source, n_train=int(train.images.shape[0])),
-        test_images=int(final_images.shape[0]),
-        test_bits_per_dim=round(test_bpd, 4),
-        eval_seed=EVAL_SEED,
-        seed=args.seed,
-        steps=history.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        restarts=run["restarts"],
-        ema=args.ema,
+        test_images=int(final_images.shape[0]), test_bits_per_dim=round(test_bpd, 4),
+        eval_seed=EVAL_SEED, seed=args.seed, steps=history.steps, batch_size=args.batch_size,
+        lr=args.lr, restarts=run["restarts"], ema=args.ema,
         train_minutes=round(history.seconds / 60, 2),
         images_per_s=round(sum(rates) / len(rates), 1) if rates else None,
-        eval_seconds=round(time.perf_counter() - t0, 1),
-        parameters=model.num_parameters(),
-        device=str(device),
-        threads=torch.get_num_threads(),
-        hardware=hardware(),
+        eval_seconds=round(time.perf_counter() - t0, 1), parameters=model.num_parameters(),
+        device=str(device), threads=torch.get_num_threads(), hardware=hardware(),
         log=run["log"],
-    )
+    )  # fmt: skip
     ema.save(out / "model.pt", metadata={k: v for k, v in metrics.items() if k != "log"})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(
