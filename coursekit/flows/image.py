@@ -28,10 +28,34 @@ from coursekit._validation import (
 )
 from coursekit.flows.base import Bijection, Flow, FlowSequence, standard_normal_log_prob
 from coursekit.flows.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
-from coursekit.flows.glow import ActNorm
+from coursekit.flows.glow import ActNorm, InvertibleConv1x1
+from coursekit.flows.image_coupling import (
+    ChannelCoupling,
+    CheckerboardCoupling,
+    Squeeze,
+    checkerboard_mask,
+    squeeze,
+    unsqueeze,
+)
 from coursekit.flows.multiscale import MultiScaleLevel
-from coursekit.flows.nets import activation_module
+from coursekit.flows.nets import ConvConditioner, ResidualBlock, activation_module
 from coursekit.flows.preprocessing import Logit
+
+# The image layers are re-exported, so `from coursekit.flows.image import …` finds them all.
+__all__ = [
+    "ActNorm",
+    "ChannelCoupling",
+    "CheckerboardCoupling",
+    "ConvConditioner",
+    "ImageRealNVP",
+    "InvertibleConv1x1",
+    "MultiScaleLevel",
+    "ResidualBlock",
+    "Squeeze",
+    "checkerboard_mask",
+    "squeeze",
+    "unsqueeze",
+]
 
 
 class ImageRealNVP(Flow):
