@@ -26,36 +26,22 @@ from coursekit._validation import (
     check_unit_interval,
     per_scale,
 )
+from coursekit.flows import glow, image_coupling, multiscale, nets
 from coursekit.flows.base import Bijection, Flow, FlowSequence, standard_normal_log_prob
 from coursekit.flows.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
-from coursekit.flows.glow import ActNorm, InvertibleConv1x1
-from coursekit.flows.image_coupling import (
-    ChannelCoupling,
-    CheckerboardCoupling,
-    Squeeze,
-    checkerboard_mask,
-    squeeze,
-    unsqueeze,
-)
+from coursekit.flows.glow import ActNorm
 from coursekit.flows.multiscale import MultiScaleLevel
-from coursekit.flows.nets import ConvConditioner, ResidualBlock, activation_module
+from coursekit.flows.nets import activation_module
 from coursekit.flows.preprocessing import Logit
 
-# The image layers are re-exported, so `from coursekit.flows.image import …` finds them all.
-__all__ = [
-    "ActNorm",
-    "ChannelCoupling",
-    "CheckerboardCoupling",
-    "ConvConditioner",
-    "ImageRealNVP",
-    "InvertibleConv1x1",
-    "MultiScaleLevel",
-    "ResidualBlock",
-    "Squeeze",
-    "checkerboard_mask",
-    "squeeze",
-    "unsqueeze",
-]
+
+def __getattr__(name: str) -> object:
+    """The image layers (couplings, squeeze, Glow's layers, conditioners) are found here too,
+    so ``from coursekit.flows.image import ChannelCoupling`` and the like work."""
+    for module in (image_coupling, glow, nets, multiscale):
+        if name in getattr(module, "__dict__", {}) and not name.startswith("_"):
+            return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ImageRealNVP(Flow):
