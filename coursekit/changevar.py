@@ -47,6 +47,44 @@ def _call_map(f: Map, x: Tensor, name: str) -> Tensor:
     return y
 
 
+def _check_unconnected(f: Map, x: Tensor, y: Tensor, name: str) -> None:
+    """``f(x)`` is not connected to ``x`` by autograd: fine only if ``f`` is constant.
+
+    A map built with ``math.exp`` per element, ``.detach()``, ``.item()`` or numpy returns
+    values autograd cannot differentiate; its derivative would silently read as 0 and the
+    log-density as −inf. ``f`` is evaluated at a shifted input: if the values change, ``f``
+    is not constant and the derivative cannot be computed, so this raises.
+    """
+    try:
+        with torch.no_grad():
+            shifted = f(x.detach() * (1 + 1e-3) + 1e-3)
+        constant = isinstance(shifted, Tensor) and torch.equal(shifted, y.detach())
+    except Exception:  # noqa: BLE001 - any failure means f is not a plain constant map
+        constant = False
+    if not constant:
+        raise ValueError(
+            f"{name}: its output is not connected to its input by autograd (built with "
+            "math.* on elements, .item(), .detach(), .tolist() or numpy?), so its derivative "
+            "cannot be computed; write it with torch operations on the whole tensor"
+        )
+
+
+def _call_log_density(log_prob: LogDensity, points: Tensor, batch: int, name: str) -> Tensor:
+    if not callable(log_prob):
+        raise ValueError(
+            f"{name}: expected a callable mapping points to log-densities, got {log_prob!r}"
+        )
+    out = log_prob(points)
+    if not isinstance(out, Tensor) or out.shape != (batch,):
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(
+            f"{name}: expected it to return one log-density per point, shape (batch,) = "
+            f"({batch},), got {shape}; for d-D points sum over the coordinates "
+            "(.sum(1), without keepdim)"
+        )
+    return out
+
+
 def derivative(f: Map, x: Tensor) -> Tensor:
     """Elementwise derivative ``f'(x)`` of a 1-D map applied to a batch ``x`` (batch,).
 
@@ -59,10 +97,15 @@ def derivative(f: Map, x: Tensor) -> Tensor:
         # Keep the graph to ``x`` when it requires grad (so f'(x) can be differentiated).
         xg = x if x.requires_grad else x.detach().requires_grad_(True)
         y = _call_map(f, xg, "f")
-        if not y.requires_grad:  # f does not depend on x at all
-            return torch.zeros_like(x)
-        (grad,) = torch.autograd.grad(y.sum(), xg, create_graph=x.requires_grad, allow_unused=True)
-    return torch.zeros_like(x) if grad is None else grad
+        grad = None
+        if y.requires_grad:
+            (grad,) = torch.autograd.grad(
+                y.sum(), xg, create_graph=x.requires_grad, allow_unused=True
+            )
+    if grad is None:  # y is not connected to x: right (zero) only for a constant map
+        _check_unconnected(f, x, y, "f")
+        return torch.zeros_like(x)
+    return grad
 
 
 def jacobian(f: Map, x: Tensor) -> Tensor:
@@ -81,7 +124,8 @@ def jacobian(f: Map, x: Tensor) -> Tensor:
     with torch.enable_grad():
         xg = x if x.requires_grad else x.detach().requires_grad_(True)
         y = _call_map(f, xg, "f")
-        if not y.requires_grad:  # f does not depend on x at all
+        if not y.requires_grad:  # y is not connected to x: right only for a constant map
+            _check_unconnected(f, x, y, "f")
             return x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
         rows = [
             torch.autograd.grad(
@@ -93,6 +137,8 @@ def jacobian(f: Map, x: Tensor) -> Tensor:
             )[0]
             for i in range(x.shape[1])
         ]
+    if any(r is None for r in rows):  # some output is not connected to x
+        _check_unconnected(f, x, y, "f")
     rows = [torch.zeros_like(x) if r is None else r for r in rows]
     return torch.stack(rows, dim=1)
 
@@ -118,7 +164,8 @@ def pullback_log_prob(log_prob_z: LogDensity, f: Map, x: Tensor) -> Tensor:
         x: points, (batch,) or (batch, d).
     """
     x = _check_points(x, "x")
-    return log_prob_z(_call_map(f, x, "f")) + log_abs_det_jacobian(f, x)
+    log_p = _call_log_density(log_prob_z, _call_map(f, x, "f"), x.shape[0], "log_prob_z")
+    return log_p + log_abs_det_jacobian(f, x)
 
 
 def pushforward_log_prob(log_prob_x: LogDensity, f_inverse: Map, z: Tensor) -> Tensor:
@@ -130,7 +177,10 @@ def pushforward_log_prob(log_prob_x: LogDensity, f_inverse: Map, z: Tensor) -> T
         z: points, (batch,) or (batch, d).
     """
     z = _check_points(z, "z")
-    return log_prob_x(_call_map(f_inverse, z, "f_inverse")) + log_abs_det_jacobian(f_inverse, z)
+    x = _call_map(f_inverse, z, "f_inverse")
+    return _call_log_density(log_prob_x, x, z.shape[0], "log_prob_x") + log_abs_det_jacobian(
+        f_inverse, z
+    )
 
 
 def pushforward_density(log_prob_x: LogDensity, f_inverse: Map, z: Tensor) -> Tensor:
