@@ -140,7 +140,9 @@ def check_real(
     out = float(value)
     left = "(" if low_open or low is None else "["
     right = ")" if high_open or high is None else "]"
-    want = f"{left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
+    lo_text = "-inf" if low is None else f"{low:g}"
+    hi_text = "inf" if high is None else f"{high:g}"
+    want = f"{left}{lo_text}, {hi_text}{right}"
     ok = math.isfinite(out)
     if ok and low is not None:
         ok = out > low if low_open else out >= low

@@ -157,7 +157,7 @@ class Map1D:
         return float(d.ppf(q)), float(d.ppf(1 - q))
 
     def z_range(self, q: float = 1e-3, **params: float) -> tuple[float, float]:
-        """An interval holding all but ``2q`` of the mass of ``Z`` (plots, checks), ``0 < q < 0.5``."""
+        """An interval holding all but ``2q`` of the mass of ``Z``, ``0 < q < 0.5`` (for plots)."""
         q = _check_tail(q)
         d = self.target_dist(**params)
         return float(d.ppf(q)), float(d.ppf(1 - q))

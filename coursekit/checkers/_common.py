@@ -285,9 +285,14 @@ def as_float(value: Any, what: str = "your answer", exact: bool = True) -> float
                 "(the largest is about 1.8e308)"
             )
         return float(value)
-    if exact and isinstance(value, (np.floating, np.ndarray)) and value.dtype in (
-        np.float16,
-        np.float32,
+    if (
+        exact
+        and isinstance(value, (np.floating, np.ndarray))
+        and value.dtype
+        in (
+            np.float16,
+            np.float32,
+        )
     ):
         _LOW_PRECISION.append(f"{what} is a {value.dtype} number")
     try:
