@@ -3,10 +3,11 @@
 Each probe builds an :class:`~coursekit.flows.ImageRealNVP` from a named preset (the shipped
 architecture of ``coursekit.train_mnist.DEFAULT_CONFIG``, optionally with some keys changed),
 initialises its ActNorm layers from 512 training images, and trains it for a fixed budget of
-*training* wall time (evaluations excluded) with Adam, batch 64, a linear warm-up and a cosine
-learning-rate decay that reaches 0 at the end of the budget. Every ``--eval-every`` minutes and
-at the end it reports the test bits/dim of the current weights on the first ``--eval-images``
-test images (dequantization noise from a fixed seed, so probes are comparable).
+*training* wall time (evaluations excluded) with :func:`coursekit.training.fit`: Adam, batch
+64, a linear warm-up and a cosine learning-rate decay that reaches 0 at the end of the budget.
+Every ``--eval-every`` minutes and at the end it reports the test bits/dim of the current
+weights on the first ``--eval-images`` test images (dequantization noise from a fixed seed,
+so probes are comparable).
 
 Usage (repository root; one training at a time, nothing else running)::
 
@@ -20,19 +21,18 @@ Prints one line per evaluation and a Markdown table (one row per preset) at the 
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
 
 import torch
 
-from coursekit._validation import parse_key_json
+from coursekit._validation import parse_key_json, validation
 from coursekit.datasets import load_mnist
-from coursekit.flows import ImageRealNVP, dequantize, image_bits_per_dim
+from coursekit.device import hardware
+from coursekit.flows import DequantizedImages, ImageRealNVP, dequantize, image_bits_per_dim
 from coursekit.train_mnist import DEFAULT_CONFIG, training_loss
+from coursekit.training import Callback, FitState, fit
 
 #: Changes to the shipped configuration, by name.
 PRESETS: dict[str, dict[str, object]] = {
@@ -41,11 +41,11 @@ PRESETS: dict[str, dict[str, object]] = {
     "shipped": {},
     # the same with RealNVP's alpha = 0.05 for the logit
     "alpha_0.05": {"alpha": 0.05},
-    # the previous shipped architecture (RealNVP checkerboard + channel couplings with 3x3
-    # residual conditioners, ActNorm), with the small alpha
     # Glow steps only at the last scale (no checkerboard couplings at 7x7) and ReLU
     # conditioners: cheaper per step
     "glow_relu": {"n_final": 4, "n_final_checker": 0, "activation": "relu"},
+    # RealNVP's checkerboard + channel couplings with 3x3 residual conditioners, ActNorm,
+    # with the small alpha
     "realnvp": {
         "hidden": [16, 48, 64],
         "n_checker": 2,
@@ -80,59 +80,44 @@ def probe(
     log=print,
     compile_loss: bool = False,
 ) -> dict[str, object]:
-    """Train ``model`` for ``minutes`` of training wall time; return its bits/dim curve.
+    """Train ``model`` with :func:`coursekit.training.fit` for ``minutes`` of training time;
+    return its bits/dim curve.
 
     ``train_images``: (n, 1, 28, 28) uint8; ``test_images``: the evaluation images (uint8).
-    With ``compile_loss`` the loss ``−mean log p(x)`` goes through ``torch.compile`` (its
-    compilation, about 2 minutes on 2 cores, counts as training time).
+    ``fit`` runs with a linear warm-up of ``warmup`` steps, then a cosine decay that ends
+    with the time budget, gradient norms clipped at 50, no EMA (the current weights are
+    evaluated). With ``compile_loss`` the loss goes through ``torch.compile`` (its
+    compilation counts as training time).
     Returns ``{"steps", "images_per_s", "final_bpd", "curve": [(minutes, step, bpd), …]}``.
     """
     g = torch.Generator().manual_seed(seed + 1)
     init = train_images[torch.randperm(train_images.shape[0], generator=g)[:512]]
     model.initialize(dequantize(init, generator=g) / 256)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     budget = 60.0 * minutes
-
-    def loss_of(x: torch.Tensor) -> torch.Tensor:
-        return training_loss(model, x)  # −mean log p(x), one graph for torch.compile
-
-    loss_fn = torch.compile(loss_of) if compile_loss else loss_of
+    curve: list[tuple[float, int, float]] = []
+    next_eval = [60.0 * eval_every]
 
     def evaluate() -> float:
-        value = image_bits_per_dim(
-            model, test_images, generator=torch.Generator().manual_seed(1234)
-        )
-        model.train()
-        return value
+        return image_bits_per_dim(model, test_images, generator=torch.Generator().manual_seed(1234))
 
-    trained, step, next_eval, curve = 0.0, 0, 60.0 * eval_every, []
-    model.train()
-    while trained < budget:
-        start = time.perf_counter()
-        frac = min(1.0, trained / budget)
-        rate = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * frac))
-        for group in optimizer.param_groups:
-            group["lr"] = rate
-        idx = torch.randint(0, train_images.shape[0], (batch_size,), generator=g)
-        x = dequantize(train_images[idx], generator=g) / 256
-        loss = loss_fn(x)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"loss became {float(loss)} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
-        optimizer.step()
-        step += 1
-        trained += time.perf_counter() - start
-        if trained >= next_eval and trained < budget:
-            next_eval += 60.0 * eval_every
-            curve.append((round(trained / 60, 2), step, round(evaluate(), 4)))
-            log(f"  {curve[-1][0]:.2f} min, step {step}: {curve[-1][2]:.4f} bits/dim")
-    final = evaluate()
-    curve.append((round(trained / 60, 2), step, round(final, 4)))
+    def evaluate_when_due(state: FitState) -> None:
+        if next_eval[0] <= state.elapsed < budget:
+            next_eval[0] += 60.0 * eval_every
+            curve.append((round(state.elapsed / 60, 2), state.step, round(evaluate(), 4)))
+            log(f"  {curve[-1][0]:.2f} min, step {state.step}: {curve[-1][2]:.4f} bits/dim")
+
+    loss_fn = torch.compile(training_loss) if compile_loss else training_loss
+    with validation(False):  # pixels in [0, 1) by construction
+        history = fit(
+            model, DequantizedImages(train_images), steps=10**9, batch_size=batch_size, lr=lr,
+            clip_grad=50.0, max_seconds=budget, seed=seed, loss_fn=loss_fn, progress=False,
+            warmup=warmup, callbacks=[Callback(evaluate_when_due, every_steps=1)],
+        )  # fmt: skip
+        final = evaluate()
+    curve.append((round(history.seconds / 60, 2), history.steps, round(final, 4)))
     return {
-        "steps": step,
-        "images_per_s": round(step * batch_size / trained, 1),
+        "steps": history.steps,
+        "images_per_s": round(history.steps * batch_size / history.seconds, 1),
         "final_bpd": round(final, 4),
         "curve": curve,
     }
@@ -184,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{args.minutes:g} min of training per probe, lr {args.lr:g}, batch {args.batch_size}"
         f"{', torch.compile' if args.compile else ''}; test bits/dim "
         f"on the first {args.eval_images} test images of {test.source}; {stamp}; "
-        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads\n"
+        f"{hardware()}, {torch.get_num_threads()} threads\n"
     )
     print("| preset | parameters | steps | images/s | bits/dim per minute | final bits/dim |")
     print("|---|---:|---:|---:|---|---:|")

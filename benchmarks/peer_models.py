@@ -306,7 +306,7 @@ class ImageConfig:
 def image_conditioner(in_channels: int, out_channels: int, cfg: ImageConfig) -> nn.Module:
     """coursekit's ``ConvConditioner`` when available, else an equivalent local one."""
     try:
-        from coursekit.flows.image import ConvConditioner
+        from coursekit.flows.nets import ConvConditioner
     except ImportError:
         return _conv_conditioner(in_channels, out_channels, cfg.hidden_channels)
     return ConvConditioner(in_channels, out_channels, cfg.hidden_channels, cfg.n_blocks)
@@ -329,7 +329,7 @@ def _conv_conditioner(in_channels: int, out_channels: int, hidden: int) -> nn.Se
 def coursekit_image_same(cfg: ImageConfig) -> tuple[nn.Module | None, str]:
     """The shared image architecture from coursekit's layers (``Squeeze``, ``ChannelCoupling``)."""
     try:
-        from coursekit.flows.image import ChannelCoupling, Squeeze, squeeze, unsqueeze
+        from coursekit.flows.image_coupling import ChannelCoupling, Squeeze, squeeze, unsqueeze
     except ImportError as exc:
         return None, f"coursekit.flows.image not importable ({exc})"
     from coursekit.flows import Bijection, Flow, FlowSequence

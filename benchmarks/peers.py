@@ -10,11 +10,11 @@ figure is best read as a ratio to coursekit's figure measured next to it.
 
 1. Toy quality per second. For the 4-mode mixture and the checkerboard, every library's
    RealNVP-style affine coupling flow (same number of couplings, same conditioner network;
-   see ``peer_models.py``) is trained by the same loop: ``fit``'s optimizer
-   (:class:`coursekit.training.FlatAdam`: Adam with gradient-norm clipping) at a constant
-   learning rate (``fit``'s default ``lr``, ``batch_size`` and ``clip_grad``), fresh samples
-   each step, and an exponential moving average (EMA) of the weights with decay
-   ``EMA_DECAY``. One run per (dataset, seed, library) is snapshotted after 10, 30 and 60 s
+   see ``peer_models.py``) is trained by the same loop, :func:`coursekit.training.fit`
+   (Adam with gradient-norm clipping) at a constant learning rate (``fit``'s default
+   ``lr``, ``batch_size`` and ``clip_grad``), fresh samples each step, and ``fit``'s
+   exponential moving average (EMA) of the weights with decay ``EMA_DECAY``. One run per
+   (dataset, seed, library) is snapshotted after 10, 30 and 60 s
    of training wall time (the time spent evaluating a snapshot is not counted), which with a
    constant learning rate is exactly a 10 s, a 30 s and a 60 s run; a per-budget cosine
    schedule would need separate runs and ~1.7x the time. At a constant learning rate the
@@ -36,7 +36,6 @@ The Markdown table is written to ``--out`` (default ``benchmarks/results.md``).
 from __future__ import annotations
 
 import argparse
-import copy
 import inspect
 import math
 import multiprocessing as mp
@@ -65,8 +64,9 @@ from peer_models import (
 from torch import Tensor, nn
 
 from coursekit.datasets import Checkerboard, four_modes
+from coursekit.device import hardware
 from coursekit.metrics import kl_to_target
-from coursekit.training import FlatAdam, fit
+from coursekit.training import Callback, FitState, TrainingDivergedError, fit
 
 #: Decay of the moving average of the weights evaluated at each snapshot (about 200 steps).
 EMA_DECAY = 0.995
@@ -151,59 +151,48 @@ def train_with_snapshots(
     evaluate: Callable[[nn.Module], float],
     ema_decay: float | None = EMA_DECAY,
 ) -> list[tuple[float, float, int, float, bool]]:
-    """Train by maximum likelihood, evaluating after each wall-clock budget.
+    """Train by maximum likelihood with :func:`coursekit.training.fit`, evaluating after
+    each training-time budget.
 
-    The loop is the same for every library: ``fit``'s optimizer (``FlatAdam``, Adam with
-    gradient-norm clipping at ``clip_grad``) at constant ``lr``, ``batch_size`` fresh samples
-    from ``target`` per step (float32), loss ``−mean log p_θ(x)``. With ``ema_decay``, an
-    exponential moving average of the weights, ``θ̄ ← d θ̄ + (1 − d) θ`` after every step, is
-    what ``evaluate`` sees (buffers copied from the model); ``None`` evaluates the raw weights.
-    The clock is paused while ``evaluate`` runs.
+    The loop is the same for every library: ``fit`` at a constant ``lr`` (its optimizer,
+    ``FlatAdam``: Adam with gradient-norm clipping at ``clip_grad``), ``batch_size`` fresh
+    samples from ``target`` per step, loss ``−mean log p_θ(x)``. With ``ema_decay``, fit's
+    moving average of the weights (decay ``min(ema_decay, k / (k + 9))`` after step ``k``)
+    is what ``evaluate`` sees (buffers copied from the model); ``None`` evaluates the raw
+    weights. A callback after every step takes the snapshots whose budget has passed (fit
+    does not count a callback's time as training time) and stops the run after the last.
 
     Returns:
         ``[(budget, evaluate(model), steps, trained_seconds, diverged), …]``.
     """
     budgets = sorted(float(b) for b in budgets)
-    generator = torch.Generator().manual_seed(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = FlatAdam(params, lr=lr)
-    averaged = copy.deepcopy(model) if ema_decay is not None else model
-    averaged_params = [p for p in averaged.parameters() if p.requires_grad]
     out: list[tuple[float, float, int, float, bool]] = []
-    steps = 0
-    paused = 0.0
-    start = time.perf_counter()
-    model.train()
-    while len(out) < len(budgets):
-        batch = target.sample(batch_size, generator=generator).float()
-        loss = -model.log_prob(batch).mean()
-        if not math.isfinite(float(loss.detach())):
-            elapsed = time.perf_counter() - start - paused
-            out += [(b, math.inf, steps, elapsed, True) for b in budgets[len(out) :]]
-            break
-        optimizer.zero_grad()
-        loss.backward()
-        if clip_grad is not None:
-            optimizer.clip_grad_norm(clip_grad)
-        optimizer.step()
-        if ema_decay is not None:
-            with torch.no_grad():
-                torch._foreach_lerp_(averaged_params, params, 1.0 - ema_decay)
-        steps += 1
-        elapsed = time.perf_counter() - start - paused
-        while len(out) < len(budgets) and elapsed >= budgets[len(out)]:
-            t0 = time.perf_counter()
-            if averaged is not model:
+
+    def snapshot(state: FitState) -> bool:
+        averaged = state.ema_model if state.ema_model is not None else state.model
+        while len(out) < len(budgets) and state.elapsed >= budgets[len(out)]:
+            if averaged is not state.model:
                 with torch.no_grad():
-                    for b_avg, b in zip(averaged.buffers(), model.buffers(), strict=True):
+                    for b_avg, b in zip(averaged.buffers(), state.model.buffers(), strict=True):
                         b_avg.copy_(b)
             averaged.eval()
             value = evaluate(averaged)
             averaged.train()
-            out.append((budgets[len(out)], value, steps, elapsed, not math.isfinite(value)))
-            paused += time.perf_counter() - t0
+            out.append(
+                (budgets[len(out)], value, state.step, state.elapsed, not math.isfinite(value))
+            )
+        return len(out) == len(budgets)
+
+    try:
+        fit(
+            model, target, steps=10**9, batch_size=batch_size, lr=lr, clip_grad=clip_grad,
+            schedule="constant", seed=seed, progress=False, ema=ema_decay,
+            callbacks=[Callback(snapshot, every_steps=1)],
+        )  # fmt: skip
+    except TrainingDivergedError as error:
+        steps, elapsed = error.step - 1, error.elapsed
+        out += [(b, math.inf, steps, elapsed, True) for b in budgets[len(out) :]]
     model.eval()
-    averaged.eval()
     return out
 
 
@@ -547,17 +536,9 @@ def check_bars(medians: dict, tp: Throughput | None, settings: Settings) -> list
 
 
 def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return (
-        f"{os.cpu_count()} logical CPUs ({cpu}), Python {platform.python_version()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads in the main process)"
+        f"{hardware()}, Python {platform.python_version()} "
+        f"({torch.get_num_threads()} threads in the main process)"
     )
 
 
@@ -582,7 +563,7 @@ def render(
         f"- load average (1, 5, 15 min) at start {loads[0]}, at end {loads[1]}",
         "- libraries: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         f"- toy flow (every library): {cfg.describe()}",
-        f"- training loop (every library): `fit`'s optimizer (FlatAdam: Adam, gradient norm "
+        f"- training loop (every library): `fit` (FlatAdam: Adam, gradient norm "
         f"clipped at {hp['clip_grad']}), constant lr {hp['lr']:g}, batch {hp['batch_size']}, "
         f"fresh samples each step, float32, 1 thread per run, {settings.workers} runs at a "
         f"time; the KL is that of the moving average of the weights (decay {EMA_DECAY:g})",

@@ -23,7 +23,6 @@ import argparse
 import inspect
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ import torch
 
 from coursekit._validation import parse_key_json
 from coursekit.datasets import gallery
+from coursekit.device import hardware
 from coursekit.flows import RealNVP
 from coursekit.metrics import kl_to_target
 from coursekit.training import fit, seed_everything
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"RealNVP(2) defaults + fit(max_seconds={args.seconds:g}) defaults"
         f"{' except ' + changed if changed else ''} on "
-        f"`{args.dataset}`; {stamp}; {platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average at start "
+        f"`{args.dataset}`; {stamp}; {hardware()}, {torch.get_num_threads()} threads; "
+        "load average at start "
         f"{load[0]:.1f} (a train CPU time well below the wall time means a shared machine)\n"
     )
     print("| seed | KL(p ‖ p_θ) (nats) | steps | train wall (s) | train CPU (s) | final loss |")

@@ -1,9 +1,68 @@
 """coursekit: the companion package of the course on normalizing flows and INNs.
 
-Modules: :mod:`coursekit.flows` (bijections, affine coupling, RealNVP),
-:mod:`coursekit.changevar` (change of variable by autograd), :mod:`coursekit.datasets`
-(toy 2-D distributions, MNIST), :mod:`coursekit.training` (``fit``),
-:mod:`coursekit.metrics` (NLL, bits/dim, KL).
+Convention: a bijection maps data to noise, ``forward(x) -> (z, log|det ∂z/∂x|)``, as in the
+slides (``torch.distributions`` uses the opposite direction).
+
+Equation → code (slide equation, what, function and file in coursekit); each is written once:
+
+| eq. | what | function | file |
+|---|---|---|---|
+| (1) | KL(p ‖ p_θ), Monte Carlo | metrics.kl_to_target | metrics.py |
+| (2)–(4) | negative log-likelihood L(θ) | metrics.nll | metrics.py |
+| (4) | minimising L(θ) with Adam | training.fit | training.py |
+| (5)–(9) | density of Z = f(X), 1-D | changevar.pushforward_log_prob | changevar.py |
+| (10) | p_X(x) = p_Z(f(x))·abs(f'(x)) | changevar.pullback_log_prob | changevar.py |
+| (11) | log abs det J_f(x), autograd | changevar.log_abs_det_jacobian | changevar.py |
+| (12) | coupling: forward, log-det | flows.coupling.affine_forward | flows/coupling.py |
+| (12) | coupling: inverse, log-det | flows.coupling.affine_inverse | flows/coupling.py |
+| (12) | coupling layer: split, s, t, join | flows.coupling.AffineCouplingBase | flows/coupling.py |
+| (13) | log-det of a composition | flows.base.compose | flows/base.py |
+| (14) | log p_X(x) of a flow | flows.base.Flow.log_prob | flows/base.py |
+| (14) | log N(z; 0, I) | flows.base.standard_normal_log_prob | flows/base.py |
+| — | dequantization v = k + u | flows.preprocessing.dequantize | flows/preprocessing.py |
+| — | bits per dimension, every term | metrics.bits_per_dim | metrics.py |
+
+Modules:
+
+* :mod:`coursekit.flows`: bijections and flows.
+  :mod:`~coursekit.flows.base` (``Bijection``, ``FlowSequence``, ``Permutation``, ``Flow``),
+  :mod:`~coursekit.flows.coupling` (eq. 12, ``AffineCoupling``),
+  :mod:`~coursekit.flows.nets` (conditioner networks),
+  :mod:`~coursekit.flows.realnvp` (``RealNVP`` on vectors),
+  :mod:`~coursekit.flows.image_coupling` (checkerboard and channel couplings, squeeze),
+  :mod:`~coursekit.flows.glow` (``ActNorm``, ``InvertibleConv1x1``),
+  :mod:`~coursekit.flows.multiscale` (one scale of the multi-scale architecture),
+  :mod:`~coursekit.flows.image` (``ImageRealNVP``),
+  :mod:`~coursekit.flows.preprocessing` (dequantization, logit, bits/dim of images),
+  :mod:`~coursekit.flows.checkpoint` (saving, loading, ``CheckpointError``).
+* :mod:`coursekit.changevar`: change of variable by autograd (eq. 5–11).
+* :mod:`coursekit.maps1d`: 1-D bijections with the exact law of ``f(X)`` (notebook 02).
+* :mod:`coursekit.datasets`: :mod:`~coursekit.datasets.toy` (2-D distributions),
+  :mod:`~coursekit.datasets.mnist` (MNIST loader).
+* :mod:`coursekit.metrics`: NLL, bits/dim, KL.
+* :mod:`coursekit.training`: ``fit``, the one training loop;
+  :mod:`coursekit.training_state` (``History``, ``FitState``, ``Callback``);
+  :mod:`coursekit.optim` (``FlatAdam``, the learning-rate schedule).
+* :mod:`coursekit.train_mnist`: the MNIST training command.
+* :mod:`coursekit.pretrained`: the shipped MNIST model.
+* :mod:`coursekit.mlp_density`: the MLP density model of notebook 01;
+  :mod:`coursekit.grid`: densities on 2-D grids.
+* :mod:`coursekit.plots`: :mod:`~coursekit.plots.density`, :mod:`~coursekit.plots.flows`
+  (helpers in :mod:`~coursekit.plots._arrays`); :mod:`coursekit.animation`;
+  :mod:`coursekit.widgets` (interactive demos).
+* :mod:`coursekit.checkers`: exercise checkers :mod:`~coursekit.checkers.ch01` …
+  :mod:`~coursekit.checkers.ch06` (:mod:`~coursekit.checkers.ch02`,
+  :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
+  :mod:`~coursekit.checkers.ch05`), on :mod:`~coursekit.checkers._common`;
+  :mod:`coursekit.exercises` (builds the exercise notebooks).
+* :mod:`coursekit.notebook_tools` (refreshes stored outputs), :mod:`coursekit.device`
+  (device choice, machine description), :mod:`coursekit._files` (atomic writes),
+  :mod:`coursekit._validation` (input checks; the value checks are switchable with
+  :func:`set_validation` and :func:`validation`).
 """
 
+from coursekit._validation import set_validation, validation, validation_enabled
+
 __version__ = "0.1.0"
+
+__all__ = ["set_validation", "validation", "validation_enabled"]

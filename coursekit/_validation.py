@@ -3,6 +3,16 @@
 Each check raises :class:`ValueError` whose message names the argument and what was
 expected, so a student sees ``x: expected ... got ...`` instead of a traceback from deep
 inside torch.
+
+Two kinds of check:
+
+* **structure** (type, dtype, shape): always on; they read only metadata.
+* **values** (finite entries, pixels in ``[0, 1]``): they read the data, which costs a pass
+  over it and a synchronisation, and stops ``torch.compile`` from tracing one graph. They are
+  on by default and switchable, like ``torch.distributions``' ``validate_args``:
+  :func:`set_validation` flips the module-level switch and :func:`validation` is a context
+  manager that sets it for a block (e.g. a training loop whose pixels are in ``[0, 1)`` by
+  construction).
 """
 
 from __future__ import annotations
@@ -10,10 +20,40 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
+
+_VALIDATE_VALUES = True
+
+
+def set_validation(enabled: bool) -> None:
+    """Turn the value checks (finite entries, ranges) on or off for the whole package."""
+    global _VALIDATE_VALUES
+    if not isinstance(enabled, bool):
+        raise ValueError(f"enabled: expected True or False, got {enabled!r}")
+    _VALIDATE_VALUES = enabled
+
+
+def validation_enabled() -> bool:
+    """Whether the value checks are on (see :func:`set_validation`)."""
+    return _VALIDATE_VALUES
+
+
+@contextmanager
+def validation(enabled: bool) -> Iterator[None]:
+    """Context manager: value checks on (``True``) or off (``False``) inside the block.
+
+    Example: ``with validation(False): loss = -model.log_prob(x).mean()``.
+    """
+    previous = _VALIDATE_VALUES
+    set_validation(enabled)
+    try:
+        yield
+    finally:
+        set_validation(previous)
 
 
 def check_tensor(
@@ -30,7 +70,8 @@ def check_tensor(
         name: the argument name used in the error message.
         event_shape: expected trailing shape (without the batch dimension); ``None`` skips
             the shape check.
-        allow_nonfinite: skip the NaN/Inf check.
+        allow_nonfinite: skip the NaN/Inf check (it is also skipped while the value checks
+            are off, :func:`set_validation`).
 
     Returns:
         ``value`` unchanged, typed as a tensor.
@@ -47,10 +88,47 @@ def check_tensor(
         if value.dim() != len(expected) + 1 or tuple(value.shape[1:]) != expected:
             want = ", ".join(["batch", *map(str, expected)])
             raise ValueError(f"{name}: expected shape ({want}), got {tuple(value.shape)}")
-    if not allow_nonfinite and not bool(torch.isfinite(value).all()):
+    if not allow_nonfinite and _VALIDATE_VALUES and not bool(torch.isfinite(value).all()):
         n_bad = int((~torch.isfinite(value)).sum())
         raise ValueError(f"{name}: expected finite values, found {n_bad} NaN or Inf entries")
     return value
+
+
+def check_unit_interval(value: Tensor, name: str, hint: str) -> Tensor:
+    """Value check: every entry of ``value`` in ``[0, 1]`` (skipped while checks are off).
+
+    ``hint`` completes the message, e.g. ``"scale the pixels first"``.
+    """
+    if _VALIDATE_VALUES and value.numel() and (bool((value < 0).any()) or bool((value > 1).any())):
+        raise ValueError(
+            f"{name}: expected values in [0, 1] ({hint}), got values in "
+            f"[{float(value.min()):g}, {float(value.max()):g}]"
+        )
+    return value
+
+
+def check_image_shape(shape: Sequence[int], name: str = "shape") -> tuple[int, int, int]:
+    """``shape`` as three positive sizes ``(C, H, W)``."""
+    try:
+        dims = tuple(int(s) for s in shape)
+    except TypeError as err:
+        raise ValueError(f"{name}: expected (C, H, W), got {shape!r}") from err
+    if len(dims) != 3 or min(dims) <= 0:
+        raise ValueError(f"{name}: expected three positive sizes (C, H, W), got {shape!r}")
+    return dims  # type: ignore[return-value]
+
+
+def per_scale(value: int | Sequence[int], name: str, n: int) -> list[int]:
+    """``value`` (an int, or one non-negative int per scale) as a list of ``n`` counts."""
+    values = [value] * n if isinstance(value, int) else list(value)
+    if len(values) != n or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values
+    ):
+        raise ValueError(
+            f"{name}: expected a non-negative integer or {n} of them (one per scale but the "
+            f"last), got {value!r}"
+        )
+    return values
 
 
 def check_positive_int(value: object, name: str) -> int:

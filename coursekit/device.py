@@ -1,6 +1,10 @@
-"""Device choice: CUDA, then Apple MPS, then CPU."""
+"""Device choice (CUDA, then Apple MPS, then CPU) and a description of the machine."""
 
 from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -29,3 +33,28 @@ def default_device(preference: str = "auto") -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The processor's model name from ``cpuinfo`` (Linux), or ``None`` where it is not known."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+            return value.strip()
+    return None
+
+
+def hardware() -> str:
+    """``"Linux x86_64 (AMD EPYC …), 2 CPUs, torch 2.13.0+cpu"``: where a run's speed comes from.
+
+    The processor model is part of it: machines with the same number of cores can differ
+    several-fold in speed.
+    """
+    machine = platform.processor() or platform.machine()
+    model = cpu_model()
+    cpu = f"{machine} ({model})" if model else machine
+    return f"{platform.system()} {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}"

@@ -1,4 +1,8 @@
-"""Metrics: negative log-likelihood (eq. 4), bits per dimension, and KL(p ‖ p_θ) (eq. 1)."""
+"""Metrics: negative log-likelihood (eq. 4), bits per dimension, and KL(p ‖ p_θ) (eq. 1).
+
+Each is written once here; :func:`coursekit.training.fit` minimises :func:`nll` and
+:func:`coursekit.flows.preprocessing.image_bits_per_dim` evaluates :func:`bits_per_dim`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from coursekit._validation import check_positive_int, check_tensor
+from coursekit._validation import check_positive_float, check_positive_int, check_tensor
 
 
 class HasLogProb(Protocol):
@@ -27,18 +31,31 @@ def nll(model: HasLogProb, x: Tensor) -> Tensor:
     return -model.log_prob(x).mean()
 
 
-def bits_per_dim(log_prob: Tensor, num_dims: int) -> Tensor:
-    """Convert log-likelihoods in nats to bits per dimension: ``−mean(log p) / (D · ln 2)``.
+def bits_per_dim(log_prob: Tensor, num_dims: int, *, levels: float) -> Tensor:
+    """Bits per dimension of dequantized data, counting every term (the one formula).
+
+    The data are ``v = k + u`` in ``[0, levels)^D`` (``k`` integer, ``u`` uniform
+    dequantization noise) and ``log_prob`` is the log-density of ``x = v / levels``, the
+    scaled data a model sees. Since ``log p(v) = log p(x) − D log(levels)`` (the Jacobian
+    of the scaling),
+
+        bits/dim = −mean(log p(v)) / (D ln 2) = −mean(log p(x)) / (D ln 2) + log2(levels).
 
     Args:
-        log_prob: (batch,) log-likelihoods in nats of whatever density the data is measured
-            in (for images: the density of the dequantized data in ``[0, 256)^D``, i.e. after
-            accounting for every preprocessing Jacobian).
-        num_dims: ``D``, the number of dimensions of one example (784 for MNIST).
+        log_prob: (batch,) or scalar log-densities ``log p(x)`` in nats.
+        num_dims: ``D``, the dimensions of one example (784 for MNIST).
+        levels: the scale ``x = v / levels``: 256 for 8-bit images scaled to ``[0, 1)``
+            (e.g. ``ImageRealNVP.log_prob``); 1 when ``log_prob`` already is the density of
+            ``v`` (or of data that were never scaled).
+
+    Returns:
+        a scalar tensor.
     """
     check_tensor(log_prob, "log_prob", allow_nonfinite=True)
     num_dims = check_positive_int(num_dims, "num_dims")
-    return -log_prob.mean() / (num_dims * math.log(2))
+    levels = check_positive_float(levels, "levels")
+    log_prob_v = log_prob - num_dims * math.log(levels)
+    return -log_prob_v.mean() / (num_dims * math.log(2))
 
 
 @torch.no_grad()

@@ -270,15 +270,20 @@ def test_shipped_pretrained_model_loads_with_its_recorded_architecture(tmp_path)
 
 def test_training_command_pieces(tmp_path):
     from coursekit import train_mnist as tm
+    from coursekit.flows.checkpoint import atomic_save
+    from coursekit.optim import learning_rate
 
     args = tm.parse_args(["--quick", "--out", str(tmp_path)])
     assert args.steps == 120 and args.final_eval_images == 1000
-    lrs = [tm.learning_rate(args, s, 0.0) for s in range(args.steps)]
+    lrs = [learning_rate(s, args.steps, args.lr, args.warmup) for s in range(args.steps)]
     assert lrs[0] < lrs[args.warmup - 1] == pytest.approx(args.lr)
     assert lrs[-1] < 0.01 * args.lr and max(lrs) <= args.lr
     timed = tm.parse_args(["--max-minutes", "1"])
-    assert tm.learning_rate(timed, 5000, 60.0) == pytest.approx(0.0)
-    tm.atomic_save({"a": torch.ones(2)}, tmp_path / "c.pt")
+    budget = 60 * timed.max_minutes
+    assert learning_rate(
+        5000, timed.steps, timed.lr, timed.warmup, elapsed=60.0, max_seconds=budget
+    ) == pytest.approx(0.0)
+    atomic_save({"a": torch.ones(2)}, tmp_path / "c.pt")
     assert torch.load(tmp_path / "c.pt", weights_only=True)["a"].sum() == 2
     assert not list(tmp_path.glob("*.tmp"))
     with pytest.raises(SystemExit):

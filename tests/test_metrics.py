@@ -43,13 +43,26 @@ def test_nll_matches_scipy() -> None:
 
 def test_bits_per_dim_is_nats_over_d_ln2() -> None:
     log_prob = torch.tensor([-700.0, -900.0], dtype=torch.float64)
-    assert float(bits_per_dim(log_prob, 784)) == pytest.approx(800.0 / (784 * math.log(2)))
-    assert float(bits_per_dim(log_prob.float(), 1)) == pytest.approx(800.0 / math.log(2))
+    assert float(bits_per_dim(log_prob, 784, levels=1)) == pytest.approx(
+        800.0 / (784 * math.log(2))
+    )
+    assert float(bits_per_dim(log_prob.float(), 1, levels=1)) == pytest.approx(800.0 / math.log(2))
     for bad in (0, -1, 2.5):
         with pytest.raises(ValueError, match="^num_dims: "):
-            bits_per_dim(log_prob, bad)
+            bits_per_dim(log_prob, bad, levels=1)
     with pytest.raises(ValueError, match="^log_prob: "):
-        bits_per_dim([1.0], 2)  # type: ignore[arg-type]
+        bits_per_dim([1.0], 2, levels=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^levels: "):
+        bits_per_dim(log_prob, 2, levels=0)
+    with pytest.raises(TypeError):  # the scale of the data must be stated
+        bits_per_dim(log_prob, 784)  # type: ignore[call-arg]
+
+
+def test_bits_per_dim_counts_the_scaling_of_the_pixels() -> None:
+    """log p(x) on [0, 1)^D, x = v / 256: the 8-bit scale adds log2(256) = 8 bits/dim."""
+    log_prob_unit = torch.tensor([280.0, 305.0, 262.0], dtype=torch.float64)
+    unit = float(bits_per_dim(log_prob_unit, 64, levels=1))
+    assert float(bits_per_dim(log_prob_unit, 64, levels=256)) == pytest.approx(unit + 8, abs=1e-12)
 
 
 def test_kl_between_gaussians_matches_the_closed_form() -> None:

@@ -12,6 +12,7 @@ import torch
 
 from coursekit import train_mnist as tm
 from coursekit.datasets.mnist import MNIST
+from coursekit.device import cpu_model, hardware
 from coursekit.flows import ImageRealNVP
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -216,9 +217,9 @@ def test_training_loss_is_the_mean_negative_log_likelihood():
 def test_hardware_names_the_processor_model(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9999\n")
-    assert tm.cpu_model(cpuinfo) == "AMD EPYC 9999"
+    assert cpu_model(cpuinfo) == "AMD EPYC 9999"
     cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")  # no model line (some ARM kernels)
-    assert tm.cpu_model(cpuinfo) is None
-    assert tm.cpu_model(tmp_path / "missing") is None
-    text = tm.hardware()
+    assert cpu_model(cpuinfo) is None
+    assert cpu_model(tmp_path / "missing") is None
+    text = hardware()
     assert f"{os.cpu_count()} CPUs" in text and torch.__version__ in text

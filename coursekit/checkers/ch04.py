@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from coursekit.checkers._common import Hint, as_float, as_pair, as_tensor, call, checker, close
-from coursekit.flows import AffineCoupling, RealNVP
+from coursekit.flows import AffineCoupling, RealNVP, affine_forward
 
 _MASK = torch.tensor([True, False, True, False, False])
 
@@ -32,11 +32,12 @@ def coupling_example(seed: int = 0, batch: int = 16) -> tuple[Tensor, Tensor, Ca
 
 
 def _ref_forward(x: Tensor, mask: Tensor, s_net: Callable, t_net: Callable):
+    """The reference answer: eq. (12) from the library's own :func:`affine_forward`."""
     x1, x2 = x[:, mask], x[:, ~mask]
-    s, t = s_net(x1), t_net(x1)
+    z2, log_det = affine_forward(x2, s_net(x1), t_net(x1))
     z = x.clone()
-    z[:, ~mask] = x2 * torch.exp(s) + t
-    return z, s.sum(1)
+    z[:, ~mask] = z2
+    return z, log_det
 
 
 def _split_out(out, x: Tensor, what: str) -> tuple[Tensor, Tensor]:

@@ -28,7 +28,6 @@ import gzip
 import hashlib
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from coursekit._files import atomic_write
 from coursekit._validation import check_positive_float
 
 #: Base URLs tried in turn; file ``NAME`` is fetched from ``mirror + NAME + ".gz"``.
@@ -217,19 +217,6 @@ def _download(
     raise ConnectionError(f"could not download {name}: " + "; ".join(errors or ["no mirrors"]))
 
 
-def _atomic_write(path: Path, raw: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _to_tensors(images: np.ndarray, labels: np.ndarray, name: str) -> tuple[Tensor, Tensor]:
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise MNISTIntegrityError(
@@ -361,7 +348,7 @@ def load_mnist(
                 raw, data = _download(name, mirrors, timeout, md5)
                 blobs.append(data)
                 try:
-                    _atomic_write(cache / (name + ".gz"), raw)
+                    atomic_write(cache / (name + ".gz"), lambda f, raw=raw: f.write(raw))
                 except OSError as err:  # keep the verified data even if it cannot be cached
                     warnings.warn(
                         f"MNIST: could not cache {name} in {cache} ({err}); using it uncached",

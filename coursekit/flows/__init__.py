@@ -12,19 +12,28 @@ from coursekit.flows.base import (
     Permutation,
     standard_normal_log_prob,
 )
-from coursekit.flows.coupling import AffineCoupling, mlp
-from coursekit.flows.image import (
+from coursekit.flows.checkpoint import CheckpointError
+from coursekit.flows.coupling import (
+    AffineCoupling,
+    AffineCouplingBase,
+    affine_forward,
+    affine_inverse,
+    bounded_log_scale,
+)
+from coursekit.flows.glow import ActNorm, InvertibleConv1x1
+from coursekit.flows.image import ImageRealNVP
+from coursekit.flows.image_coupling import (
     ChannelCoupling,
     CheckerboardCoupling,
-    ImageRealNVP,
-    InvertibleConv1x1,
-    MultiScaleLevel,
     Squeeze,
     checkerboard_mask,
     squeeze,
     unsqueeze,
 )
+from coursekit.flows.multiscale import MultiScaleLevel
+from coursekit.flows.nets import ConvConditioner, mlp
 from coursekit.flows.preprocessing import (
+    DequantizedImages,
     Logit,
     UnitScale,
     bits_per_dim_from_unit_log_prob,
@@ -34,8 +43,16 @@ from coursekit.flows.preprocessing import (
 from coursekit.flows.realnvp import RealNVP, alternating_masks
 
 __all__ = [
+    "ActNorm",
     "AffineCoupling",
+    "AffineCouplingBase",
+    "CheckpointError",
+    "ConvConditioner",
+    "affine_forward",
+    "affine_inverse",
+    "bounded_log_scale",
     "Bijection",
+    "DequantizedImages",
     "Flow",
     "FlowSequence",
     "Permutation",

@@ -48,6 +48,22 @@ class Bijection(nn.Module):
         return self._inverse(z)
 
 
+def compose(
+    layers: Sequence[Bijection], x: Tensor, log_det: Tensor, inverse: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Apply ``layers`` in order (their inverses in reverse order when ``inverse``), adding
+    each layer's log-determinant to ``log_det`` (eq. 13); returns ``(output, log_det)``."""
+    if inverse:
+        for layer in reversed(layers):
+            x, ld = layer._inverse(x)
+            log_det = log_det + ld
+    else:
+        for layer in layers:
+            x, ld = layer._forward(x)
+            log_det = log_det + ld
+    return x, log_det
+
+
 class FlowSequence(Bijection):
     """Composition ``f = l_n ∘ … ∘ l_1`` of bijections (eq. 13 of the slides).
 
@@ -72,18 +88,10 @@ class FlowSequence(Bijection):
             self.event_shape = tuple(layers[0].event_shape)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        log_det = x.new_zeros(x.shape[0])
-        for layer in self.layers:
-            x, ld = layer._forward(x)
-            log_det = log_det + ld
-        return x, log_det
+        return compose(self.layers, x, x.new_zeros(x.shape[0]))
 
     def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        log_det = z.new_zeros(z.shape[0])
-        for layer in reversed(self.layers):
-            z, ld = layer._inverse(z)
-            log_det = log_det + ld
-        return z, log_det
+        return compose(self.layers, z, z.new_zeros(z.shape[0]), inverse=True)
 
     def trajectory(self, x: Tensor) -> list[Tensor]:
         """Every intermediate ``[x_0 = x, x_1 = l_1(x_0), …, x_n = z]`` (forward direction)."""

@@ -1,6 +1,7 @@
 """The affine coupling layer of RealNVP (slides: INN – REALNVP: LAYER, INVERSE LAYER, eq. 12).
 
-With ``x1 = x[kept]`` (k features) and ``x2 = x[changed]`` (d − k features)::
+This module is the one home of eq. (12). With ``x1`` the kept part (k features) and ``x2``
+the changed part (d − k features)::
 
     forward:  z1 = x1,   z2 = x2 ⊙ exp(s(x1)) + t(x1)
     inverse:  x1 = z1,   x2 = (z2 − t(z1)) ⊙ exp(−s(z1))
@@ -9,14 +10,21 @@ With ``x1 = x[kept]`` (k features) and ``x2 = x[changed]`` (d − k features)::
 In the (kept, changed) ordering the Jacobian is block lower-triangular
 ``[[I_k, 0], [∂z2/∂x1, diag(exp(s))]]``.
 
-The log-scale is bounded, ``s = B·tanh(ŝ/B)``, so one layer can never scale by more than
-``exp(±B)``; the conditioner's last layer is zero-initialised so that every layer starts as
-the identity.
+* :func:`affine_forward` / :func:`affine_inverse`: the two lines of eq. (12) and their
+  log-determinants, on any shapes.
+* :class:`AffineCouplingBase`: the layer written once from them; a subclass says only how
+  to split the input into ``(x1, x2)``, how to join them back and how the conditioner
+  computes ``(s, t)`` from ``x1``. :class:`AffineCoupling` (vectors, a 0/1 mask) is one;
+  the image couplings (:mod:`coursekit.flows.image_coupling`, checkerboard and channel
+  masks) are the others.
+
+The log-scale is bounded, ``s = B·tanh(ŝ/B)`` (:func:`bounded_log_scale`), so one layer can
+never scale by more than ``exp(±B)``; the conditioner's last layer is zero-initialised so
+that every layer starts as the identity.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
@@ -24,29 +32,66 @@ from torch import Tensor, nn
 
 from coursekit._validation import check_positive_float
 from coursekit.flows.base import Bijection
+from coursekit.flows.nets import mlp
 
 
-def mlp(in_features: int, out_features: int, hidden: Sequence[int]) -> nn.Sequential:
-    """A multilayer perceptron ``in -> hidden[0] -> … -> out`` with SiLU activations.
+def bounded_log_scale(raw_s: Tensor, bound: float) -> Tensor:
+    """``s = B·tanh(ŝ/B)``: ``≈ ŝ`` for small ``ŝ`` and always in ``(−B, B)``."""
+    return bound * torch.tanh(raw_s / bound)
 
-    The last linear layer is zero-initialised (weights and bias), so the network outputs 0
-    at initialisation.
+
+def _sum_per_example(s: Tensor) -> Tensor:
+    """``Σ_j s_j`` over every non-batch dimension; (batch,)."""
+    return s.sum(1) if s.dim() == 2 else s.flatten(1).sum(1)
+
+
+def affine_forward(x2: Tensor, s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Eq. (12), forward: ``z2 = x2 ⊙ exp(s) + t`` and ``log|det ∂z/∂x| = Σ s``.
+
+    ``x2``, ``s``, ``t``: (batch, …) of one shape; returns ``z2`` (same shape) and the
+    log-determinant (batch,), summed over every non-batch dimension.
     """
-    widths = tuple(hidden) if isinstance(hidden, (Sequence, Tensor)) else None
-    if widths is None or any(
-        isinstance(h, bool) or not isinstance(h, numbers.Integral) or h <= 0 for h in widths
-    ):
-        raise ValueError(f"hidden: expected a sequence of positive integer widths, got {hidden!r}")
-    layers: list[nn.Module] = []
-    width = in_features
-    for h in widths:
-        layers += [nn.Linear(width, int(h)), nn.SiLU()]
-        width = int(h)
-    last = nn.Linear(width, out_features)
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
-    layers.append(last)
-    return nn.Sequential(*layers)
+    return x2 * torch.exp(s) + t, _sum_per_example(s)
+
+
+def affine_inverse(z2: Tensor, s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Eq. (12), inverse: ``x2 = (z2 − t) ⊙ exp(−s)`` and ``log|det ∂x/∂z| = −Σ s``."""
+    return (z2 - t) * torch.exp(-s), -_sum_per_example(s)
+
+
+class AffineCouplingBase(Bijection):
+    """An affine coupling layer (eq. 12) written once; subclasses choose the split.
+
+    A subclass implements
+
+    * ``_split(x) -> (x1, x2)``: the kept part (the conditioner's input) and the changed part;
+    * ``_join(x1, y2) -> x``: the inverse of the split, with ``y2`` in place of ``x2``;
+    * ``scale_and_shift(x1) -> (s, t)``: the bounded log-scale and the shift, shaped as ``x2``.
+
+    ``forward``: ``z = join(x1, x2 ⊙ exp(s(x1)) + t(x1))``, ``log|det| = Σ s``;
+    ``inverse``: ``x = join(z1, (z2 − t(z1)) ⊙ exp(−s(z1)))``, ``log|det| = −Σ s``.
+    """
+
+    def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def _join(self, x1: Tensor, x2: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def scale_and_shift(self, x1: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x1, x2 = self._split(x)
+        s, t = self.scale_and_shift(x1)
+        z2, log_det = affine_forward(x2, s, t)
+        return self._join(x1, z2), log_det
+
+    def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        z1, z2 = self._split(z)
+        s, t = self.scale_and_shift(z1)
+        x2, log_det = affine_inverse(z2, s, t)
+        return self._join(z1, x2), log_det
 
 
 def _mask_to_bool(mask: Sequence[int] | Sequence[bool] | Tensor) -> Tensor:
@@ -80,7 +125,7 @@ def _contiguous_blocks(kept: Tensor, changed: Tensor) -> str | None:
     return None
 
 
-class AffineCoupling(Bijection):
+class AffineCoupling(AffineCouplingBase):
     """Affine coupling layer ``l(x) = [x1, x2 ⊙ exp(s(x1)) + t(x1)]`` on vectors of size ``d``.
 
     Args:
@@ -131,8 +176,7 @@ class AffineCoupling(Bijection):
                 f"got {tuple(out.shape)}"
             )
         raw_s, t = out.chunk(2, dim=1)
-        s = self.scale_bound * torch.tanh(raw_s / self.scale_bound)
-        return s, t
+        return bounded_log_scale(raw_s, self.scale_bound), t
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(x[:, kept], x[:, changed])``."""
@@ -150,18 +194,6 @@ class AffineCoupling(Bijection):
         if self._blocks == "kept_first":
             return torch.cat([x1, x2], dim=1)
         return torch.cat([x2, x1], dim=1)
-
-    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x1, x2 = self._split(x)
-        s, t = self.scale_and_shift(x1)
-        z2 = x2 * torch.exp(s) + t
-        return self._join(x1, z2), s.sum(dim=1)
-
-    def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        z1, z2 = self._split(z)
-        s, t = self.scale_and_shift(z1)
-        x2 = (z2 - t) * torch.exp(-s)
-        return self._join(z1, x2), -s.sum(dim=1)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, mask={self.mask.int().tolist()}, scale_bound={self.scale_bound:g}"

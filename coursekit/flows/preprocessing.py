@@ -23,8 +23,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from coursekit._validation import check_positive_float, check_positive_int, check_tensor
+from coursekit._validation import (
+    check_positive_float,
+    check_positive_int,
+    check_tensor,
+    check_unit_interval,
+)
 from coursekit.flows.base import Bijection
+from coursekit.metrics import bits_per_dim
 
 LEVELS = 256
 
@@ -112,11 +118,7 @@ class Logit(Bijection):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` in ``[0, 1]`` -> ``(logit(α + (1 − 2α) x), log|det|)``."""
         check_tensor(x, "x", event_shape=self.event_shape)
-        if x.numel() and (bool((x < 0).any()) or bool((x > 1).any())):
-            raise ValueError(
-                f"x: expected values in [0, 1] (scale the pixels first), got values in "
-                f"[{float(x.min()):g}, {float(x.max()):g}]"
-            )
+        check_unit_interval(x, "x", "scale the pixels first")
         return self._forward(x)
 
     def extra_repr(self) -> str:
@@ -126,16 +128,34 @@ class Logit(Bijection):
 def bits_per_dim_from_unit_log_prob(
     log_prob_unit: Tensor, num_dims: int, levels: float = LEVELS
 ) -> Tensor:
-    """Bits/dim of dequantized data from log-densities of ``x = v / levels`` in ``[0, 1)^D``.
+    """:func:`coursekit.metrics.bits_per_dim` with ``levels = 256``: bits/dim of dequantized
+    8-bit data from log-densities of ``x = v / 256`` in ``[0, 1)^D``; a scalar tensor."""
+    return bits_per_dim(log_prob_unit, num_dims, levels=levels)
 
-    ``log p(v) = log p(x) − D log(levels)`` (the :class:`UnitScale` Jacobian), so
-    ``bits/dim = −mean(log p(x)) / (D ln 2) + log2(levels)`` (8 bits for 256 levels).
-    Returns a scalar tensor.
+
+class DequantizedImages:
+    """A sampler of dequantized, scaled training images for :func:`coursekit.training.fit`.
+
+    ``sample(n, generator)`` draws ``n`` images ``k`` with replacement, dequantizes them
+    (``v = k + u``) and returns ``x = v / levels`` in ``[0, 1)``, shape ``(n, C, H, W)``;
+    both the indices and the noise come from ``generator``.
+
+    Args:
+        images: (N, C, H, W) integer pixel values 0..levels−1 (uint8).
+        levels: number of pixel levels.
     """
-    check_tensor(log_prob_unit, "log_prob_unit", allow_nonfinite=True)
-    num_dims = check_positive_int(num_dims, "num_dims")
-    log_prob_v = log_prob_unit - num_dims * math.log(check_positive_float(levels, "levels"))
-    return -log_prob_v.mean() / (num_dims * math.log(2))
+
+    def __init__(self, images: Tensor, levels: float = LEVELS):
+        if not isinstance(images, Tensor) or images.dim() < 2 or images.shape[0] == 0:
+            raise ValueError(
+                "images: expected a non-empty tensor (N, C, H, W) of integer pixel values"
+            )
+        self.images = images
+        self.levels = check_positive_float(levels, "levels")
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        idx = torch.randint(0, self.images.shape[0], (n,), generator=generator)
+        return dequantize(self.images[idx], generator=generator) / self.levels
 
 
 @torch.no_grad()
@@ -150,8 +170,8 @@ def image_bits_per_dim(
 
     Each image ``k`` is dequantized (``v = k + u``), scaled to ``x = v / levels`` and scored
     with ``model.log_prob(x)`` (the density on ``[0, 1)^D``, which for
-    :class:`~coursekit.flows.image.ImageRealNVP` already includes the logit Jacobian); the
-    scaling adds ``−D log(levels)``. Returns ``−mean log p(v) / (D ln 2)`` as a float.
+    :class:`~coursekit.flows.image.ImageRealNVP` already includes the logit Jacobian);
+    :func:`coursekit.metrics.bits_per_dim` adds the scaling's ``−D log(levels)``.
 
     Args:
         model: a flow with ``log_prob`` on images scaled to ``[0, 1)``.
@@ -172,13 +192,11 @@ def image_bits_per_dim(
     was_training = model.training
     model.eval()
     total = 0.0
-    num_dims = images[0].numel()
     for start in range(0, images.shape[0], batch_size):
         k = images[start : start + batch_size]
         v = dequantize(k, generator=generator, dtype=torch.float64).to(dtype)
         x = (v / levels).to(device)
         total += float(model.log_prob(x).double().sum())
     model.train(was_training)
-    mean_log_prob_unit = total / images.shape[0]
-    log_prob_v = mean_log_prob_unit - num_dims * math.log(levels)
-    return -log_prob_v / (num_dims * math.log(2))
+    mean_log_prob = torch.tensor(total / images.shape[0], dtype=torch.float64)
+    return float(bits_per_dim(mean_log_prob, images[0].numel(), levels=levels))

@@ -140,15 +140,9 @@ def plot_change_of_variable_1d(
     x, p_x, f_x = state["x"], state["p_x"], state["f_x"]
     z, p_z, p_exact = state["z"], state["p_z"], state["p_z_exact"]
     plot_density_1d(
-        x,
-        p_x,
-        ax=ax_x,
-        fill=True,
-        color="tab:blue",
-        title="input density $p_X$",
-        xlabel="x",
+        x, p_x, ax=ax_x, fill=True, color="tab:blue", title="input density $p_X$", xlabel="x",
         ylabel="$p_X(x)$",
-    )
+    )  # fmt: skip
     direction = "increasing" if state["increasing"] else "decreasing"
     ax_f.plot(
         as_numpy(x, "x", sequences=True), as_numpy(f_x, "f_x", sequences=True), color="tab:purple"
@@ -158,16 +152,9 @@ def plot_change_of_variable_1d(
     ax_f.set_title(f"map z = {state['formula']} ({direction})")
     ax_f.grid(alpha=0.3)
     plot_density_1d(
-        z,
-        p_z,
-        ax=ax_z,
-        fill=True,
-        color="tab:red",
-        label="$p_Z$ by eq. (9)",
-        xlabel="z",
-        ylabel="$p_Z(z)$",
-        title="output density $p_Z$",
-    )
+        z, p_z, ax=ax_z, fill=True, color="tab:red", label="$p_Z$ by eq. (9)", xlabel="z",
+        ylabel="$p_Z(z)$", title="output density $p_Z$",
+    )  # fmt: skip
     plot_density_1d(
         z,
         p_exact,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from coursekit.flows.checkpoint import CheckpointError, read_checkpoint
 from coursekit.flows.image import ImageRealNVP
 
 HERE = Path(__file__).resolve().parent
@@ -32,7 +33,8 @@ def load_pretrained_mnist(
 
     Checks that the stored weights match the architecture in the stored config and, for the
     shipped file, that this config is the one in ``realnvp_mnist.json``; raises
-    ``ValueError`` with the differences otherwise.
+    :class:`~coursekit.flows.checkpoint.CheckpointError` (a ``ValueError``) naming the file
+    and what is wrong otherwise (missing, empty, truncated or corrupt file, other weights).
 
     Args:
         path: another checkpoint saved by :meth:`ImageRealNVP.save` (default: the shipped one).
@@ -40,12 +42,12 @@ def load_pretrained_mnist(
     """
     target = Path(path) if path is not None else MNIST_CHECKPOINT
     if not target.is_file():
-        raise ValueError(f"path: no checkpoint file at {target}")
-    checkpoint = torch.load(target, map_location=map_location, weights_only=True)
+        raise CheckpointError(f"path: no checkpoint file at {target}")
+    checkpoint = read_checkpoint(target, map_location)
     if path is None and MNIST_METADATA.is_file():
         expected = pretrained_mnist_metadata().get("config")
         if expected is not None and checkpoint.get("config") != expected:
-            raise ValueError(
+            raise CheckpointError(
                 f"{target}: architecture {checkpoint.get('config')} differs from the one "
                 f"recorded in {MNIST_METADATA.name}: {expected}"
             )
