@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -71,7 +72,71 @@ def _draw(data: Tensor | object, n: int, generator: torch.Generator) -> Tensor:
     """``n`` training points: drawn with replacement from a tensor, or fresh from a sampler."""
     if isinstance(data, Tensor):
         return data[torch.randint(0, data.shape[0], (n,), generator=generator)]
-    return data.sample(n, generator=generator)
+    batch = data.sample(n, generator=generator)
+    if not isinstance(batch, Tensor) or not batch.is_floating_point() or batch.shape[:1] != (n,):
+        got = (
+            f"a {batch.dtype} tensor of shape {tuple(batch.shape)}"
+            if isinstance(batch, Tensor)
+            else type(batch).__name__
+        )
+        raise ValueError(
+            f"data: expected data.sample({n}, generator=...) to return a floating tensor "
+            f"({n}, ...), got {got}"
+        )
+    return batch
+
+
+def _check_loss(loss: object) -> Tensor:
+    if not isinstance(loss, Tensor) or loss.dim() != 0:
+        got = f"shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
+        raise ValueError(
+            f"loss_fn: expected a scalar tensor (e.g. the mean over the batch), got {got}"
+        )
+    if not loss.requires_grad:
+        raise ValueError(
+            "loss_fn: the loss is not connected to the model's parameters (computed under "
+            "torch.no_grad(), .detach() or .item()?), so it cannot be minimised"
+        )
+    return loss
+
+
+def _check_fit_args(
+    model: object,
+    loss_fn: object,
+    weight_decay: object,
+    seed: object,
+    log_every: object,
+    callbacks: object,
+    max_loss: object,
+) -> None:
+    """The arguments :func:`fit` would otherwise only discover deep inside a step."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if loss_fn is None and not callable(getattr(model, "log_prob", None)):
+        raise ValueError(
+            f"model: expected a flow with log_prob(x) for the default NLL loss, got a "
+            f"{type(model).__name__} without one; pass loss_fn=..."
+        )
+    if loss_fn is not None and not callable(loss_fn):
+        raise ValueError(f"loss_fn: expected a function loss_fn(model, batch), got {loss_fn!r}")
+    wd_ok = isinstance(weight_decay, (int, float)) and not isinstance(weight_decay, bool)
+    if not wd_ok or not 0 <= weight_decay < math.inf:
+        raise ValueError(f"weight_decay: expected a finite number >= 0, got {weight_decay!r}")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+    ):
+        raise ValueError(f"seed: expected None or an integer >= 0, got {seed!r}")
+    check_positive_int(log_every, "log_every")
+    bad = [c for c in callbacks if not isinstance(c, Callback)]  # type: ignore[union-attr]
+    if bad:
+        raise ValueError(f"callbacks: expected Callback objects, got {type(bad[0]).__name__}")
+    if isinstance(max_loss, bool) or not isinstance(max_loss, (int, float)) or max_loss != max_loss:
+        raise ValueError(f"max_loss: expected a number (math.inf: no limit), got {max_loss!r}")
+
+
+#: a loss more than this many times max(1, |first loss|) above the first loss of a run is a
+#: divergence, like NaN or Inf (a finite blow-up, e.g. 6.3 → 7e23 after a too large lr).
+BLOW_UP = 1e6
 
 
 def _average_model(model: nn.Module) -> tuple[nn.Module, list[Tensor]]:
@@ -84,19 +149,30 @@ def _average_model(model: nn.Module) -> tuple[nn.Module, list[Tensor]]:
     return averaged, [a for a, p in pairs if p.requires_grad]
 
 
-def _update(state: FitState, loss: Tensor, params: list[Tensor], clip_grad: float | None) -> None:
-    """Backward pass, gradient clipping and one Adam step."""
+def _update(
+    state: FitState, loss: Tensor, params: list[Tensor], clip_grad: float | None, step: int
+) -> None:
+    """Backward pass, gradient clipping and one Adam step; a NaN or Inf gradient raises
+    :class:`TrainingDivergedError` before the step, so the weights stay finite."""
     optimizer = state.optimizer
+    limit = math.inf if clip_grad is None else clip_grad
     if isinstance(optimizer, FlatAdam):
         optimizer.zero_grad()
         loss.backward()
-        if clip_grad is not None:
-            optimizer.clip_grad_norm(clip_grad)
+        norm = optimizer.clip_grad_norm(limit)
     else:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(params, clip_grad)
+        norm = torch.nn.utils.clip_grad_norm_(params, limit)
+    if not bool(torch.isfinite(norm)):
+        raise TrainingDivergedError(
+            f"the gradient became {float(norm)} at step {step} although the loss "
+            f"({float(loss.detach()):.6g}) is finite; the step was not taken (weights kept). "
+            "Look for log(0), division by zero or sqrt at 0 in the model or loss",
+            step=step,
+            loss=float(loss.detach()),
+            elapsed=state.elapsed,
+        )
     optimizer.step()
 
 
@@ -162,8 +238,14 @@ def fit(
         a :class:`History` with the loss of every step.
 
     Raises:
-        TrainingDivergedError: when the loss becomes NaN, Inf or exceeds ``max_loss`` (the
-            message names the step).
+        TrainingDivergedError: when the loss becomes NaN, Inf, exceeds ``max_loss`` or
+            blows up (more than :data:`BLOW_UP` ``· max(1, |L₁|)`` above the first loss
+            ``L₁``), or the gradient becomes NaN or Inf (the step is then not taken); the
+            message names the step.
+        ValueError: naming the argument, for every bad argument (checked before the first
+            step), a ``loss_fn`` that does not return a scalar connected to the model, a
+            sampler that does not return a floating tensor (n, …), or a ``max_seconds``
+            that ran out before the first step.
     """
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -179,6 +261,7 @@ def fit(
         raise ValueError(f"warmup: expected a non-negative integer, got {warmup!r}")
     if ema is not None and not (isinstance(ema, float) and 0.0 < ema < 1.0):
         raise ValueError(f"ema: expected None or a float in (0, 1), got {ema!r}")
+    _check_fit_args(model, loss_fn, weight_decay, seed, log_every, callbacks, max_loss)
     _check_data(data)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -244,11 +327,13 @@ def fit(
             ]
             state.generator_state = generator.get_state() if due else None
             batch = _draw(data, batch_size, generator).to(device=first.device, dtype=first.dtype)
-            loss = loss_fn(model, batch)
+            loss = _check_loss(loss_fn(model, batch))
             value = float(loss.detach())
-            if not math.isfinite(value) or value > max_loss:
+            first_loss = history.losses[0] if history.losses else value
+            blown_up = value - first_loss > BLOW_UP * max(1.0, abs(first_loss))
+            if not math.isfinite(value) or value > max_loss or blown_up:
                 raise TrainingDivergedError(
-                    f"loss became {value} at step {step} (last finite loss: "
+                    f"loss became {value:.6g} at step {step} (first loss {first_loss:.6g}, last "
                     f"{history.losses[-1] if history.losses else 'none'}); try a smaller lr, "
                     "a smaller scale_bound, or gradient clipping",
                     step=step,
@@ -259,7 +344,7 @@ def fit(
                 history.stopped_by_callback = True
                 break
             state.generator_state = None
-            _update(state, loss, params, clip_grad)
+            _update(state, loss, params, clip_grad, step)
             if ema is not None:
                 _average_step(ema_params, params, min(ema, step / (step + 9)))
             state.step, state.loss, state.lr = step, value, current_lr
@@ -279,6 +364,11 @@ def fit(
                 history.stopped_by_callback = True
                 break
         state.elapsed = time.perf_counter() - start - paused
+        if history.stopped_by_time and state.step == 0:
+            raise ValueError(
+                f"max_seconds: the budget of {max_seconds:g} s ran out before the first step "
+                "(nothing was trained); give the run at least a few seconds"
+            )
         for c in callbacks:
             if c.at_end:
                 run(c)
