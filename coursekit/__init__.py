@@ -43,7 +43,8 @@ Modules:
 * :mod:`coursekit.training`: ``fit``, the one training loop;
   :mod:`coursekit.training_state` (``History``, ``FitState``, ``Callback``);
   :mod:`coursekit.optim` (``FlatAdam``, the learning-rate schedule).
-* :mod:`coursekit.train_mnist`: the MNIST training command.
+* :mod:`coursekit.train_mnist`: the MNIST training command;
+  :mod:`coursekit.train_mnist_checks` (its options, checked before training).
 * :mod:`coursekit.pretrained`: the shipped MNIST model.
 * :mod:`coursekit.mlp_density`: the MLP density model of notebook 01;
   :mod:`coursekit.grid`: densities on 2-D grids.

@@ -89,8 +89,8 @@ def _alarm_handler(signum: int, frame: object) -> None:
 def _run_with_alarm(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
     """Main thread (a script, pytest, a Jupyter kernel): SIGALRM interrupts ``fn`` itself.
 
-    The timer repeats every 0.25 s after the limit, in case the student's code catches the
-    first interruption with a bare ``except:``.
+    After the limit the timer repeats every 0.25 s, so that code which catches one
+    interruption with a bare ``except:`` still gets the next ones.
     """
     previous = signal.signal(signal.SIGALRM, _alarm_handler)
     old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, limit, 0.25)

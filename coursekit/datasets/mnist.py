@@ -158,7 +158,7 @@ def _as_path(value: object, name: str) -> Path:
 
 def _require_split(directory: Path, names: Sequence[str], kind: str) -> None:
     """An explicitly named directory must hold both files of the split; raise otherwise."""
-    what = "root" if kind == "root" else f"{kind} (environment variable)"
+    what = f"{kind} (environment variable)" if kind == ENV_VAR else kind
     if not directory.exists():
         raise FileNotFoundError(
             f"{what}: expected a directory holding the MNIST IDX files, got {str(directory)!r}, "
@@ -174,6 +174,18 @@ def _require_split(directory: Path, names: Sequence[str], kind: str) -> None:
         raise FileNotFoundError(
             f"{what}: the directory {str(directory)!r} lacks {', '.join(missing)} (.gz or raw)"
         )
+
+
+def check_mnist_dir(
+    directory: str | os.PathLike, splits: Sequence[str] = ("train", "test"), what: str = "root"
+) -> None:
+    """Raise ``FileNotFoundError`` (message starting with ``what``) unless ``directory``
+    exists and holds the IDX files of every split in ``splits`` (their MD5 is checked when
+    they are loaded)."""
+    for split in splits:
+        if split not in FILES:
+            raise ValueError(f"splits: expected 'train' or 'test', got {split!r}")
+        _require_split(Path(directory), FILES[split], what)
 
 
 def _require_usable_dir(path: Path, name: str) -> None:

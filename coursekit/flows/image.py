@@ -62,7 +62,7 @@ def _check_init_images(x: Tensor) -> None:
     """Images that ActNorm can standardise: several, not all equal, dequantized."""
     if x.shape[0] < 2:
         raise ValueError(f"x: expected at least 2 images to initialise, got {x.shape[0]}")
-    if float(x.std()) == 0.0:
+    if float(x.amax()) == float(x.amin()):
         raise ValueError(
             "x: the images are all equal (constant): ActNorm would divide by a zero standard "
             "deviation; initialise on real, dequantized images"
@@ -243,6 +243,7 @@ class ImageRealNVP(Flow):
         """
         norms = [m for m in self.modules() if isinstance(m, ActNorm)]
         check_tensor(x, "x", event_shape=self.event_shape)
+        check_unit_interval(x, "x", "dequantized pixels divided by 256")
         if norms:
             _check_init_images(x)
         for m in norms:
