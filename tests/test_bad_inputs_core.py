@@ -672,3 +672,24 @@ def test_mnist_corrupt_cache_offline_keeps_the_valid_file(tmp_path, monkeypatch)
     assert not data.complete  # the offline fallback
     assert not (cache / img_name).exists()
     assert (cache / lab_name).read_bytes() == files[lab_name]
+
+
+def test_the_principle_is_written_and_the_tables_are_large() -> None:
+    """README states the principle; the tables hold at least 150 bad inputs in all."""
+    import test_bad_inputs_checkers as checker_tables
+    import test_bad_inputs_flows as flow_tables
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## coursekit: a right answer or a named error", 1)[1].split("\n## ")[0]
+    for phrase in (
+        "named error",
+        "never a silent wrong answer",
+        "before training",
+        "exits with code 2",
+        "tests/test_bad_inputs_",
+    ):
+        assert phrase in section, phrase
+    tables = [CHANGEVAR, MAPS1D, TOY, MNIST_TABLE, checker_tables.CHECKER_ARGS]
+    tables += [flow_tables.FLOWS, flow_tables.PREPROCESSING, flow_tables.CHECKPOINTS]
+    tables += [flow_tables.TRAINING, flow_tables.FLAGS, checker_tables.SPECIFIC]
+    assert sum(len(t) for t in tables) >= 150
