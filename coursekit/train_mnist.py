@@ -290,27 +290,17 @@ def main(argv: list[str] | None = None) -> dict:
     test_bpd = evaluate(ema, final_images)
     rates = [e["images_per_s"] for e in run["log"]]
     metrics = dict(
-        command=command,
-        config=config,
+        command=command, config=config,
         data=dict(train=train.source, test=test.source, n_train=int(train.images.shape[0])),
-        test_images=int(final_images.shape[0]),
-        test_bits_per_dim=round(test_bpd, 4),
-        eval_seed=EVAL_SEED,
-        seed=args.seed,
-        steps=history.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        restarts=run["restarts"],
-        ema=args.ema,
+        test_images=int(final_images.shape[0]), test_bits_per_dim=round(test_bpd, 4),
+        eval_seed=EVAL_SEED, seed=args.seed, steps=history.steps, batch_size=args.batch_size,
+        lr=args.lr, restarts=run["restarts"], ema=args.ema,
         train_minutes=round(history.seconds / 60, 2),
         images_per_s=round(sum(rates) / len(rates), 1) if rates else None,
-        eval_seconds=round(time.perf_counter() - t0, 1),
-        parameters=model.num_parameters(),
-        device=str(device),
-        threads=torch.get_num_threads(),
-        hardware=hardware(),
+        eval_seconds=round(time.perf_counter() - t0, 1), parameters=model.num_parameters(),
+        device=str(device), threads=torch.get_num_threads(), hardware=hardware(),
         log=run["log"],
-    )
+    )  # fmt: skip
     ema.save(out / "model.pt", metadata={k: v for k, v in metrics.items() if k != "log"})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(

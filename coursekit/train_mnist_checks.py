@@ -164,4 +164,7 @@ def read_run(path: Path, config: dict, device: torch.device) -> dict:
         raise SystemExit(
             f"--resume: checkpoint architecture {state.get('config')} differs from {config}"
         )
+    optimizer = state.get("optimizer")
+    if not isinstance(optimizer, dict) or "step_count" not in optimizer:  # fit's FlatAdam state
+        raise SystemExit(f"--resume: {path} holds no FlatAdam state; start a new run")
     return state

@@ -223,3 +223,17 @@ def test_hardware_names_the_processor_model(tmp_path):
     assert cpu_model(tmp_path / "missing") is None
     text = hardware()
     assert f"{os.cpu_count()} CPUs" in text and torch.__version__ in text
+
+
+def test_resume_from_a_bad_checkpoint_names_the_problem(tmp_path, fake_mnist):
+    tm.main(common(tmp_path) + ["--steps", "2"])
+    path = tmp_path / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    state["optimizer"] = {"state": {}, "param_groups": []}  # a torch.optim.Adam state
+    torch.save(state, path)
+    with pytest.raises(SystemExit, match="no FlatAdam state"):
+        tm.main(common(tmp_path) + ["--steps", "4", "--resume"])
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(SystemExit, match="truncated or corrupt") as excinfo:
+        tm.main(common(tmp_path) + ["--steps", "4", "--resume"])
+    assert str(path) in str(excinfo.value)

@@ -27,6 +27,7 @@ from coursekit._validation import (
     check_unit_interval,
     per_scale,
 )
+from coursekit.flows import glow, image_coupling, multiscale, nets
 from coursekit.flows.base import (
     Bijection,
     Flow,
@@ -73,6 +74,15 @@ def _check_init_images(x: Tensor) -> None:
             "k/256: without the noise ActNorm's statistics and the bits/dim are meaningless; "
             "use coursekit.flows.dequantize(images) / 256"
         )
+
+
+def __getattr__(name: str) -> object:
+    """The image layers (couplings, squeeze, Glow's layers, conditioners) are found here too,
+    so ``from coursekit.flows.image import ChannelCoupling`` and the like work."""
+    for module in (image_coupling, glow, nets, multiscale):
+        if name in getattr(module, "__dict__", {}) and not name.startswith("_"):
+            return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ImageRealNVP(Flow):
