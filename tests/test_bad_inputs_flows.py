@@ -9,6 +9,7 @@ and the training command's promise: every bad flag exits with code 2 before trai
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -628,7 +629,7 @@ TINY_MNIST = dict(TINY, image_shape=[1, 28, 28])
 def command_env(monkeypatch, tmp_path):
     """A tiny default architecture (fast checks) and no MNIST directory in the environment."""
     monkeypatch.setattr(tm, "DEFAULT_CONFIG", TINY_MNIST)
-    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv(ENV_VAR, "")  # restored after the test, whatever it was
     return tmp_path
 
 
@@ -640,43 +641,41 @@ def _mnist_dir(root: Path, splits=("train", "test")) -> Path:
     return root
 
 
-def _setup_afile(tmp: Path) -> list[str]:
+def _setup_afile(tmp: Path, monkeypatch=None) -> list[str]:
     (tmp / "afile").write_text("a file")
     return ["--out", str(tmp / "afile" / "sub")]
 
 
-def _setup_out_is_file(tmp: Path) -> list[str]:
+def _setup_out_is_file(tmp: Path, monkeypatch=None) -> list[str]:
     (tmp / "afile").write_text("a file")
     return ["--out", str(tmp / "afile")]
 
 
-def _setup_corrupt_resume(tmp: Path) -> list[str]:
+def _setup_corrupt_resume(tmp: Path, monkeypatch=None) -> list[str]:
     (tmp / "run").mkdir()
     (tmp / "run" / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
     return ["--out", str(tmp / "run"), "--resume"]
 
 
-def _setup_empty_resume(tmp: Path) -> list[str]:
+def _setup_empty_resume(tmp: Path, monkeypatch=None) -> list[str]:
     (tmp / "run").mkdir()
     (tmp / "run" / "checkpoint.pt").write_bytes(b"")
     return ["--out", str(tmp / "run"), "--resume"]
 
 
-def _setup_other_resume(tmp: Path) -> list[str]:
+def _setup_other_resume(tmp: Path, monkeypatch=None) -> list[str]:
     (tmp / "run").mkdir()
     torch.save({"config": {"hidden": [1]}, "step": 3}, tmp / "run" / "checkpoint.pt")
     return ["--out", str(tmp / "run"), "--resume"]
 
 
-def _setup_half_data(tmp: Path) -> list[str]:
+def _setup_half_data(tmp: Path, monkeypatch=None) -> list[str]:
     return ["--data-dir", str(_mnist_dir(tmp / "half", splits=("train",)))]
 
 
-def _setup_env_file(tmp: Path) -> list[str]:
+def _setup_env_file(tmp: Path, monkeypatch) -> list[str]:
     (tmp / "afile").write_text("a file")
-    import os
-
-    os.environ[ENV_VAR] = str(tmp / "afile")  # removed by the fixture's monkeypatch.delenv
+    monkeypatch.setenv(ENV_VAR, str(tmp / "afile"))
     return []
 
 
@@ -794,11 +793,11 @@ def test_fit_bad_inputs(case: Bad) -> None:
 
 
 @pytest.mark.parametrize("case", FLAGS, ids=[c[0] for c in FLAGS])
-def test_train_mnist_rejects_bad_flags_with_exit_code_2(case, command_env, capsys) -> None:
-    import re
-
+def test_train_mnist_rejects_bad_flags_with_exit_code_2(
+    case, command_env, capsys, monkeypatch
+) -> None:
     name, setup, argv, pattern = case
-    extra = setup(command_env) if setup else []
+    extra = setup(command_env, monkeypatch) if setup else []
     base = ["--out", str(command_env / "out")] if "--out" not in argv + extra else []
     with pytest.raises(SystemExit) as info:
         tm.parse_args(base + argv + extra)
