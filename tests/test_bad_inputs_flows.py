@@ -772,6 +772,10 @@ FLAGS = [
 ]
 
 
+if not torch.cuda.is_available():  # the machine has no CUDA: asking for it is an error
+    FLAGS.append(("--device cuda (absent)", None, ["--device", "cuda"], r"^--device: .*CUDA"))
+
+
 @pytest.mark.parametrize("case", FLOWS, ids=ids(FLOWS))
 def test_flows_bad_inputs(case: Bad) -> None:
     assert_named_error(case)
