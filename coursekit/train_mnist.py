@@ -12,6 +12,11 @@ The training is :func:`coursekit.training.fit` on dequantized images ``x = (k + 
 of the weights, which is what gets evaluated and saved. Value checks are off during
 training (:func:`coursekit.validation`): the pixels are in ``[0, 1)`` by construction.
 
+Before anything is loaded or trained, :func:`parse_args` checks every option, the data
+directory, that ``--out`` can be written and the checkpoint ``--resume`` would read
+(:mod:`coursekit.train_mnist_checks`): a problem exits with code 2 and a message naming the
+option, so that no run is lost at its end.
+
 This module adds the arguments and the checkpoint policy: every ``--checkpoint-every``
 seconds the full state is written atomically to ``OUT/checkpoint.pt`` (only once its weights
 gave a sane loss on the next batch; ``--resume`` continues from it); a batch loss that is
