@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,9 +24,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from coursekit._validation import check_positive_float, check_positive_int, check_tensor
+from coursekit._validation import check_positive_float, check_positive_int
 from coursekit.metrics import nll
 from coursekit.optim import FlatAdam, learning_rate, make_adam, set_learning_rate
+from coursekit.training_checks import check_batch, check_data, check_fit_args, check_loss
 from coursekit.training_state import Callback, FitState, History, TrainingDivergedError
 
 __all__ = [
@@ -56,82 +56,11 @@ def negative_log_likelihood_loss(model: nn.Module, batch: Tensor) -> Tensor:
     return nll(model, batch)
 
 
-def _check_data(data: Tensor | object) -> None:
-    if isinstance(data, Tensor):
-        check_tensor(data, "data")
-        if data.shape[0] == 0:
-            raise ValueError("data: expected at least one training point, got an empty tensor")
-    elif not callable(getattr(data, "sample", None)):
-        raise ValueError(
-            "data: expected a tensor of training points or a sampler with "
-            f"sample(n, generator=...), got {type(data).__name__}"
-        )
-
-
 def _draw(data: Tensor | object, n: int, generator: torch.Generator) -> Tensor:
     """``n`` training points: drawn with replacement from a tensor, or fresh from a sampler."""
     if isinstance(data, Tensor):
         return data[torch.randint(0, data.shape[0], (n,), generator=generator)]
-    batch = data.sample(n, generator=generator)
-    if not isinstance(batch, Tensor) or not batch.is_floating_point() or batch.shape[:1] != (n,):
-        got = (
-            f"a {batch.dtype} tensor of shape {tuple(batch.shape)}"
-            if isinstance(batch, Tensor)
-            else type(batch).__name__
-        )
-        raise ValueError(
-            f"data: expected data.sample({n}, generator=...) to return a floating tensor "
-            f"({n}, ...), got {got}"
-        )
-    return batch
-
-
-def _check_loss(loss: object) -> Tensor:
-    if not isinstance(loss, Tensor) or loss.dim() != 0:
-        got = f"shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
-        raise ValueError(
-            f"loss_fn: expected a scalar tensor (e.g. the mean over the batch), got {got}"
-        )
-    if not loss.requires_grad:
-        raise ValueError(
-            "loss_fn: the loss is not connected to the model's parameters (computed under "
-            "torch.no_grad(), .detach() or .item()?), so it cannot be minimised"
-        )
-    return loss
-
-
-def _check_fit_args(
-    model: object,
-    loss_fn: object,
-    weight_decay: object,
-    seed: object,
-    log_every: object,
-    callbacks: object,
-    max_loss: object,
-) -> None:
-    """The arguments :func:`fit` would otherwise only discover deep inside a step."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if loss_fn is None and not callable(getattr(model, "log_prob", None)):
-        raise ValueError(
-            f"model: expected a flow with log_prob(x) for the default NLL loss, got a "
-            f"{type(model).__name__} without one; pass loss_fn=..."
-        )
-    if loss_fn is not None and not callable(loss_fn):
-        raise ValueError(f"loss_fn: expected a function loss_fn(model, batch), got {loss_fn!r}")
-    wd_ok = isinstance(weight_decay, (int, float)) and not isinstance(weight_decay, bool)
-    if not wd_ok or not 0 <= weight_decay < math.inf:
-        raise ValueError(f"weight_decay: expected a finite number >= 0, got {weight_decay!r}")
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
-    ):
-        raise ValueError(f"seed: expected None or an integer >= 0, got {seed!r}")
-    check_positive_int(log_every, "log_every")
-    bad = [c for c in callbacks if not isinstance(c, Callback)]  # type: ignore[union-attr]
-    if bad:
-        raise ValueError(f"callbacks: expected Callback objects, got {type(bad[0]).__name__}")
-    if isinstance(max_loss, bool) or not isinstance(max_loss, (int, float)) or max_loss != max_loss:
-        raise ValueError(f"max_loss: expected a number (math.inf: no limit), got {max_loss!r}")
+    return check_batch(data.sample(n, generator=generator), n)
 
 
 #: a loss more than this many times max(1, |first loss|) above the first loss of a run is a
@@ -261,8 +190,8 @@ def fit(
         raise ValueError(f"warmup: expected a non-negative integer, got {warmup!r}")
     if ema is not None and not (isinstance(ema, float) and 0.0 < ema < 1.0):
         raise ValueError(f"ema: expected None or a float in (0, 1), got {ema!r}")
-    _check_fit_args(model, loss_fn, weight_decay, seed, log_every, callbacks, max_loss)
-    _check_data(data)
+    check_fit_args(model, loss_fn, weight_decay, seed, log_every, callbacks, max_loss)
+    check_data(data)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model: expected trainable parameters, found none")
@@ -327,7 +256,7 @@ def fit(
             ]
             state.generator_state = generator.get_state() if due else None
             batch = _draw(data, batch_size, generator).to(device=first.device, dtype=first.dtype)
-            loss = _check_loss(loss_fn(model, batch))
+            loss = check_loss(loss_fn(model, batch))
             value = float(loss.detach())
             first_loss = history.losses[0] if history.losses else value
             blown_up = value - first_loss > BLOW_UP * max(1.0, abs(first_loss))
