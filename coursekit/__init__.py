@@ -42,8 +42,10 @@ Modules:
 * :mod:`coursekit.metrics`: NLL, bits/dim, KL.
 * :mod:`coursekit.training`: ``fit``, the one training loop;
   :mod:`coursekit.training_state` (``History``, ``FitState``, ``Callback``);
+  :mod:`coursekit.training_checks` (its argument checks);
   :mod:`coursekit.optim` (``FlatAdam``, the learning-rate schedule).
-* :mod:`coursekit.train_mnist`: the MNIST training command.
+* :mod:`coursekit.train_mnist`: the MNIST training command;
+  :mod:`coursekit.train_mnist_checks` (its options, checked before training).
 * :mod:`coursekit.pretrained`: the shipped MNIST model.
 * :mod:`coursekit.mlp_density`: the MLP density model of notebook 01 and its normalisers;
   :mod:`coursekit.grid`: densities on 2-D grids.

@@ -18,6 +18,8 @@ Two kinds of check:
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -130,15 +132,15 @@ def per_scale(value: int | Sequence[int], name: str, n: int) -> list[int]:
 
 
 def check_positive_int(value: object, name: str) -> int:
-    """Check that ``value`` is a positive Python integer and return it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    """Check that ``value`` is a positive integer (Python or numpy) and return it as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_positive_float(value: object, name: str) -> float:
     """Check that ``value`` is a positive finite real number and return it as a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}: expected a positive number, got {value!r}")
     value = float(value)
     if not (value > 0 and value < float("inf")):
@@ -168,4 +170,62 @@ def parse_key_json(items: Sequence[str], allowed: set[str] | None, flag: str) ->
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             raise ValueError(f"{flag}: the value of {key} is not JSON: {value!r}") from None
+    return out
+
+
+def check_generator(value: object, name: str = "generator") -> torch.Generator | None:
+    """Check that ``value`` is ``None`` or a ``torch.Generator`` and return it."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise ValueError(
+            f"{name}: expected a torch.Generator (e.g. torch.Generator().manual_seed(0)) or "
+            f"None, got {type(value).__name__}"
+        )
+    return value
+
+
+def check_float_dtype(value: object, name: str = "dtype") -> torch.dtype:
+    """Check that ``value`` is a floating-point ``torch.dtype`` and return it."""
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(
+            f"{name}: expected a floating-point torch.dtype (torch.float32 or torch.float64), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def check_nonnegative_int(value: object, name: str) -> int:
+    """Check that ``value`` is an integer ``>= 0`` (Python or numpy) and return it as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def check_real(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check that ``value`` is a finite real number in ``[low, high]`` and return it as a float.
+
+    ``low_open`` / ``high_open`` exclude the bound itself; ``None`` leaves that side open.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    out = float(value)
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    lo_text = "-inf" if low is None else f"{low:g}"
+    hi_text = "inf" if high is None else f"{high:g}"
+    want = f"{left}{lo_text}, {hi_text}{right}"
+    ok = math.isfinite(out)
+    if ok and low is not None:
+        ok = out > low if low_open else out >= low
+    if ok and high is not None:
+        ok = out < high if high_open else out <= high
+    if not ok:
+        raise ValueError(f"{name}: expected a finite number in {want}, got {value!r}")
     return out

@@ -47,22 +47,90 @@ def _call_map(f: Map, x: Tensor, name: str) -> Tensor:
     return y
 
 
+def _check_unconnected(
+    f: Map,
+    x: Tensor,
+    y: Tensor,
+    name: str,
+    columns: list[int] | None = None,
+    slope: float | None = None,
+) -> None:
+    """Outputs of ``f`` (``columns`` of it, or all) have no gradient: right only if constant.
+
+    A map built with ``math.exp`` per element, ``.detach()``, ``.item()`` or numpy returns
+    values autograd cannot differentiate; its derivative would silently read as 0 and the
+    log-density as −inf. ``f`` is evaluated at ``x + δ`` with ``δ = 10⁻³(1 + |x|)``: if the
+    values move (exactly, or by more than ``slope · δ`` when ``slope`` is given), ``f`` is not
+    constant there and this raises ``ValueError`` naming ``name``.
+    """
+    xd = x.detach()
+    delta = 1e-3 * (1 + xd.abs())
+    try:
+        with torch.no_grad():
+            shifted = f(xd + delta)
+        if not isinstance(shifted, Tensor) or shifted.shape != y.shape:
+            moved = True
+        else:
+            new, old = shifted, y.detach()
+            if columns is not None:
+                new, old = new[:, columns], old[:, columns]
+            if slope is None:
+                moved = not torch.equal(new, old)
+            else:
+                moved = bool(((new - old).abs() > slope * float(delta.max())).any())
+    except Exception:  # noqa: BLE001 - any failure means f is not a plain constant map
+        moved = True
+    if moved:
+        raise ValueError(
+            f"{name}: its output is not connected to its input by autograd (built with "
+            "math.* on elements, .item(), .detach(), .tolist() or numpy?), so its derivative "
+            "cannot be computed; write it with torch operations on the whole tensor"
+        )
+
+
+def _call_log_density(log_prob: LogDensity, points: Tensor, batch: int, name: str) -> Tensor:
+    if not callable(log_prob):
+        raise ValueError(
+            f"{name}: expected a callable mapping points to log-densities, got {log_prob!r}"
+        )
+    out = log_prob(points)
+    if not isinstance(out, Tensor) or out.shape != (batch,):
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(
+            f"{name}: expected it to return one log-density per point, shape (batch,) = "
+            f"({batch},), got {shape}; for d-D points sum over the coordinates "
+            "(.sum(1), without keepdim)"
+        )
+    return out
+
+
 def derivative(f: Map, x: Tensor) -> Tensor:
     """Elementwise derivative ``f'(x)`` of a 1-D map applied to a batch ``x`` (batch,).
 
     Uses one backward pass: since ``f`` acts elementwise, ``∂(Σ_i f(x_i))/∂x_j = f'(x_j)``.
+    Raises ``ValueError`` naming ``f`` when ``f(x)`` is not connected to ``x`` by autograd
+    and ``f`` is not constant (its derivative cannot be computed; 0 would be wrong).
     """
-    x = _check_points(x, "x")
+    return _derivative(f, x, "f", "x")
+
+
+def _derivative(f: Map, x: Tensor, f_name: str, x_name: str) -> Tensor:
+    x = _check_points(x, x_name)
     if x.dim() != 1:
-        raise ValueError(f"x: expected shape (batch,) for a 1-D map, got {tuple(x.shape)}")
+        raise ValueError(f"{x_name}: expected shape (batch,) for a 1-D map, got {tuple(x.shape)}")
     with torch.enable_grad():
         # Keep the graph to ``x`` when it requires grad (so f'(x) can be differentiated).
         xg = x if x.requires_grad else x.detach().requires_grad_(True)
-        y = _call_map(f, xg, "f")
-        if not y.requires_grad:  # f does not depend on x at all
-            return torch.zeros_like(x)
-        (grad,) = torch.autograd.grad(y.sum(), xg, create_graph=x.requires_grad, allow_unused=True)
-    return torch.zeros_like(x) if grad is None else grad
+        y = _call_map(f, xg, f_name)
+        grad = None
+        if y.requires_grad:
+            (grad,) = torch.autograd.grad(
+                y.sum(), xg, create_graph=x.requires_grad, allow_unused=True
+            )
+    if grad is None:  # y is not connected to x: right (zero) only for a constant map
+        _check_unconnected(f, x, y, f_name)
+        return torch.zeros_like(x)
+    return grad
 
 
 def jacobian(f: Map, x: Tensor) -> Tensor:
@@ -73,15 +141,21 @@ def jacobian(f: Map, x: Tensor) -> Tensor:
     ``∂(Σ_b f_i(x_b))/∂x_{b,j} = ∂f_i/∂x_j (x_b)``, so ``d`` backward passes through one
     batched evaluation of ``f`` give every row's Jacobian exactly. Plain autograd (no
     ``vmap``), so ``f`` may validate its input or branch on values, like the public
-    ``forward`` of a bijection does.
+    ``forward`` of a bijection does. Raises ``ValueError`` naming ``f`` when an output of
+    ``f`` is not connected to ``x`` by autograd and ``f`` is not constant.
     """
-    x = _check_points(x, "x")
+    return _jacobian(f, x, "f", "x")
+
+
+def _jacobian(f: Map, x: Tensor, f_name: str, x_name: str) -> Tensor:
+    x = _check_points(x, x_name)
     if x.dim() != 2:
-        raise ValueError(f"x: expected shape (batch, d), got {tuple(x.shape)}")
+        raise ValueError(f"{x_name}: expected shape (batch, d), got {tuple(x.shape)}")
     with torch.enable_grad():
         xg = x if x.requires_grad else x.detach().requires_grad_(True)
-        y = _call_map(f, xg, "f")
-        if not y.requires_grad:  # f does not depend on x at all
+        y = _call_map(f, xg, f_name)
+        if not y.requires_grad:  # y is not connected to x: right only for a constant map
+            _check_unconnected(f, x, y, f_name)
             return x.new_zeros(x.shape[0], x.shape[1], x.shape[1])
         rows = [
             torch.autograd.grad(
@@ -93,6 +167,14 @@ def jacobian(f: Map, x: Tensor) -> Tensor:
             )[0]
             for i in range(x.shape[1])
         ]
+    unconnected = [i for i, r in enumerate(rows) if r is None]
+    if unconnected:  # outputs not connected to x at all: right only if they are constant
+        _check_unconnected(f, x, y, f_name, columns=unconnected)
+    # an output whose gradient is 0 at every point went through a cut in the graph
+    # (e.g. torch.stack of a numpy result) unless f really is flat there
+    flat = [i for i, r in enumerate(rows) if r is not None and not bool(r.any())]
+    if flat:
+        _check_unconnected(f, x, y, f_name, columns=flat, slope=1e-2)
     rows = [torch.zeros_like(x) if r is None else r for r in rows]
     return torch.stack(rows, dim=1)
 
@@ -103,10 +185,14 @@ def log_abs_det_jacobian(f: Map, x: Tensor) -> Tensor:
     ``x`` of shape (batch,) is treated as a batch of scalars (``log|f'(x)|``); ``x`` of
     shape (batch, d) uses the full d×d Jacobian and ``slogdet``. Returns shape (batch,).
     """
-    x = _check_points(x, "x")
+    return _log_abs_det(f, x, "f", "x")
+
+
+def _log_abs_det(f: Map, x: Tensor, f_name: str, x_name: str) -> Tensor:
+    x = _check_points(x, x_name)
     if x.dim() == 1:
-        return torch.log(torch.abs(derivative(f, x)))
-    return torch.linalg.slogdet(jacobian(f, x)).logabsdet
+        return torch.log(torch.abs(_derivative(f, x, f_name, x_name)))
+    return torch.linalg.slogdet(_jacobian(f, x, f_name, x_name)).logabsdet
 
 
 def pullback_log_prob(log_prob_z: LogDensity, f: Map, x: Tensor) -> Tensor:
@@ -118,7 +204,8 @@ def pullback_log_prob(log_prob_z: LogDensity, f: Map, x: Tensor) -> Tensor:
         x: points, (batch,) or (batch, d).
     """
     x = _check_points(x, "x")
-    return log_prob_z(_call_map(f, x, "f")) + log_abs_det_jacobian(f, x)
+    log_p = _call_log_density(log_prob_z, _call_map(f, x, "f"), x.shape[0], "log_prob_z")
+    return log_p + _log_abs_det(f, x, "f", "x")
 
 
 def pushforward_log_prob(log_prob_x: LogDensity, f_inverse: Map, z: Tensor) -> Tensor:
@@ -130,7 +217,9 @@ def pushforward_log_prob(log_prob_x: LogDensity, f_inverse: Map, z: Tensor) -> T
         z: points, (batch,) or (batch, d).
     """
     z = _check_points(z, "z")
-    return log_prob_x(_call_map(f_inverse, z, "f_inverse")) + log_abs_det_jacobian(f_inverse, z)
+    x = _call_map(f_inverse, z, "f_inverse")
+    log_p = _call_log_density(log_prob_x, x, z.shape[0], "log_prob_x")
+    return log_p + _log_abs_det(f_inverse, z, "f_inverse", "z")
 
 
 def pushforward_density(log_prob_x: LogDensity, f_inverse: Map, z: Tensor) -> Tensor:

@@ -20,12 +20,15 @@ name           X            f(x)                       Z = f(X)
 =============  ===========  =========================  ======================================
 
 All functions take and return float tensors of shape (batch,); parameters are keyword
-arguments (defaults in :attr:`Map1D.params`).
+arguments (defaults in :attr:`Map1D.params`). ``forward`` accepts points of
+:attr:`Map1D.domain` and ``inverse`` points of :attr:`Map1D.image` (closed intervals, where
+the boundary gives ``±inf``); any other value raises ``ValueError`` instead of returning NaN.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -33,7 +36,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from coursekit._validation import check_tensor
+from coursekit._validation import check_generator, check_positive_int, check_tensor
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -75,6 +78,10 @@ class Map1D:
     _target: Callable[[Params], object]
     _increasing: Callable[[Params], bool]
     _check: Callable[[Params], None] | None = None
+    #: closed interval holding every valid input of ``f`` (outside it ``f`` is undefined).
+    domain: tuple[float, float] = (-math.inf, math.inf)
+    #: closed interval holding every value of ``f`` (the valid inputs of ``f⁻¹``).
+    image: tuple[float, float] = (-math.inf, math.inf)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -88,6 +95,9 @@ class Map1D:
                 f"{unknown[0]}: not a parameter of the map {self.name!r}; expected one of "
                 f"{list(self.param_names)}"
             )
+        for key, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{key}: expected a number, got {value!r}")
         out = {p.name: float(params.get(p.name, p.default)) for p in self.params}
         for key, value in out.items():
             if not math.isfinite(value):
@@ -100,12 +110,20 @@ class Map1D:
         return out
 
     def forward(self, x: Tensor, **params: float) -> Tensor:
-        """``z = f(x)``, elementwise; (batch,) -> (batch,)."""
-        return self._forward(_check_1d(x, "x"), self.resolve(**params))
+        """``z = f(x)``, elementwise; (batch,) -> (batch,).
+
+        Raises ``ValueError`` naming ``x`` when a value lies outside :attr:`domain`.
+        """
+        x = _check_in(_check_1d(x, "x"), "x", self.domain, f"the domain of {self.formula}")
+        return self._forward(x, self.resolve(**params))
 
     def inverse(self, z: Tensor, **params: float) -> Tensor:
-        """``x = f⁻¹(z)``, elementwise; (batch,) -> (batch,)."""
-        return self._inverse(_check_1d(z, "z"), self.resolve(**params))
+        """``x = f⁻¹(z)``, elementwise; (batch,) -> (batch,).
+
+        Raises ``ValueError`` naming ``z`` when a value lies outside :attr:`image`.
+        """
+        z = _check_in(_check_1d(z, "z"), "z", self.image, f"the values of {self.formula}")
+        return self._inverse(z, self.resolve(**params))
 
     def base_log_prob(self, x: Tensor, **params: float) -> Tensor:
         """``log p_X(x)`` in torch (differentiable); ``−inf`` outside the support."""
@@ -133,12 +151,14 @@ class Map1D:
         return self._increasing(self.resolve(**params))
 
     def x_range(self, q: float = 1e-3, **params: float) -> tuple[float, float]:
-        """An interval holding all but ``2q`` of the mass of ``X`` (for plots)."""
+        """An interval holding all but ``2q`` of the mass of ``X`` (for plots), ``0 < q < 0.5``."""
+        q = _check_tail(q)
         d = self.base_dist(**params)
         return float(d.ppf(q)), float(d.ppf(1 - q))
 
     def z_range(self, q: float = 1e-3, **params: float) -> tuple[float, float]:
-        """An interval holding all but ``2q`` of the mass of ``Z`` (for plots and checks)."""
+        """An interval holding all but ``2q`` of the mass of ``Z``, ``0 < q < 0.5`` (for plots)."""
+        q = _check_tail(q)
         d = self.target_dist(**params)
         return float(d.ppf(q)), float(d.ppf(1 - q))
 
@@ -146,8 +166,8 @@ class Map1D:
         self, n: int, generator: torch.Generator | None = None, **params: float
     ) -> tuple[Tensor, Tensor]:
         """Draw ``n`` points ``x ~ p_X`` (float64) and return ``(x, f(x))``."""
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"n: expected a positive integer, got {n!r}")
+        n = check_positive_int(n, "n")
+        check_generator(generator, "generator")
         p = self.resolve(**params)
         if self.base == "normal":
             x = p["mu"] + p["sigma"] * torch.randn(n, generator=generator, dtype=torch.float64)
@@ -157,6 +177,27 @@ class Map1D:
 
     def __repr__(self) -> str:
         return f"Map1D({self.name!r}: z = {self.formula}, X ~ {self.base}, Z ~ {self.target_name})"
+
+
+def _check_tail(q: object) -> float:
+    if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 0 < float(q) < 0.5:
+        raise ValueError(
+            f"q: expected a tail probability 0 < q < 0.5 (the interval holds 1 − 2q of the "
+            f"mass), got {q!r}"
+        )
+    return float(q)
+
+
+def _check_in(x: Tensor, name: str, interval: tuple[float, float], what: str) -> Tensor:
+    lo, hi = interval
+    outside = (x < lo) | (x > hi)
+    if bool(outside.any()):
+        first = float(x[outside][0])
+        raise ValueError(
+            f"{name}: expected values in [{lo:g}, {hi:g}] ({what}), got {int(outside.sum())} "
+            f"outside, e.g. {first:g}"
+        )
+    return x
 
 
 def _check_1d(x: object, name: str, allow_nonfinite: bool = False) -> Tensor:
@@ -188,6 +229,7 @@ MAPS: dict[str, Map1D] = {
             _inverse=lambda z, p: torch.log(z),
             _target=lambda p: stats.lognorm(s=p["sigma"], scale=math.exp(p["mu"])),
             _increasing=lambda p: True,
+            image=(0.0, math.inf),
         ),
         Map1D(
             name="affine",
@@ -218,6 +260,7 @@ MAPS: dict[str, Map1D] = {
             _inverse=lambda z, p: -torch.log(z),
             _target=lambda p: stats.lognorm(s=p["sigma"], scale=math.exp(-p["mu"])),
             _increasing=lambda p: False,
+            image=(0.0, math.inf),
         ),
         Map1D(
             name="normal_cdf",
@@ -229,6 +272,7 @@ MAPS: dict[str, Map1D] = {
             _inverse=lambda z, p: p["mu"] + p["sigma"] * torch.special.ndtri(z),
             _target=lambda p: stats.uniform(loc=0.0, scale=1.0),
             _increasing=lambda p: True,
+            image=(0.0, 1.0),
         ),
         Map1D(
             name="logit",
@@ -243,6 +287,7 @@ MAPS: dict[str, Map1D] = {
             _inverse=lambda z, p: torch.sigmoid((z - p["loc"]) / p["scale"]),
             _target=lambda p: stats.logistic(loc=p["loc"], scale=p["scale"]),
             _increasing=lambda p: True,
+            domain=(0.0, 1.0),
         ),
         Map1D(
             name="sinh",

@@ -12,6 +12,11 @@ The training is :func:`coursekit.training.fit` on dequantized images ``x = (k + 
 of the weights, which is what gets evaluated and saved. Value checks are off during
 training (:func:`coursekit.validation`): the pixels are in ``[0, 1)`` by construction.
 
+Before anything is loaded or trained, :func:`parse_args` checks every option, the data
+directory, that ``--out`` can be written and the checkpoint ``--resume`` would read
+(:mod:`coursekit.train_mnist_checks`): a problem exits with code 2 and a message naming the
+option, so that no run is lost at its end.
+
 This module adds the arguments and the checkpoint policy: every ``--checkpoint-every``
 seconds the full state is written atomically to ``OUT/checkpoint.pt`` (only once its weights
 gave a sane loss on the next batch; ``--resume`` continues from it); a batch loss that is
@@ -23,7 +28,6 @@ NaN, infinite or above ``--max-bpd`` reloads the last checkpoint with half the l
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import shlex
@@ -34,10 +38,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from coursekit._validation import parse_key_json, validation
-from coursekit.datasets.mnist import load_mnist
-from coursekit.device import default_device, hardware
-from coursekit.flows.checkpoint import CheckpointError, atomic_save, read_checkpoint
+from coursekit._validation import validation
+from coursekit.datasets.mnist import MNISTIntegrityError, load_mnist
+from coursekit.device import hardware
+from coursekit.flows.checkpoint import atomic_save
 from coursekit.flows.image import ImageRealNVP
 from coursekit.flows.preprocessing import (
     LEVELS,
@@ -46,6 +50,7 @@ from coursekit.flows.preprocessing import (
     image_bits_per_dim,
 )
 from coursekit.metrics import bits_per_dim, nll
+from coursekit.train_mnist_checks import UsageError, read_run, validate_args
 from coursekit.training import Callback, FitState, TrainingDivergedError, fit, seed_everything
 
 #: The architecture of the shipped pretrained model (and the default here).
@@ -73,7 +78,10 @@ training_loss = nll
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line; errors name the option (``--lr: expected a positive number``)."""
+    """The command line, fully validated (:func:`~coursekit.train_mnist_checks.validate_args`):
+    a bad option, data directory,
+    output directory or checkpoint exits with code 2 before anything is trained, with a
+    message naming the option (``--lr: expected a positive number``)."""
     p = argparse.ArgumentParser(
         prog="python -m coursekit.train_mnist",
         description="Train a multi-scale RealNVP on MNIST (maximum likelihood).",
@@ -130,20 +138,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.eval_images = min(args.eval_images, 500)
         args.final_eval_images = args.final_eval_images or 1000
         args.checkpoint_every = min(args.checkpoint_every, 30.0)
-    for name in ("steps", "batch_size", "eval_every", "eval_images"):
-        if getattr(args, name) <= 0:
-            p.error(f"--{name.replace('_', '-')}: expected a positive integer")
-    if not args.lr > 0:
-        p.error("--lr: expected a positive number")
-    if args.max_restarts < 0:
-        p.error("--max-restarts: expected a non-negative integer")
-    if not args.max_bpd > 8:
-        p.error("--max-bpd: expected a number above 8 (the bits/dim of a uniform model)")
-    allowed = set(inspect.signature(ImageRealNVP).parameters) - {"image_shape"}
-    try:
-        args.overrides = parse_key_json(args.set, allowed, "--set")
-    except ValueError as error:
-        p.error(str(error))
+    validate_args(args, p, DEFAULT_CONFIG)
     return args
 
 
@@ -162,29 +157,11 @@ def build_model(
 ) -> ImageRealNVP:
     """``ImageRealNVP(**config)`` with its ActNorms initialised on 512 dequantized images."""
     seed_everything(seed)
-    try:
-        model = ImageRealNVP(**config).to(device)
-    except ValueError as error:
-        raise SystemExit(f"--set/--hidden: {error}") from None
+    model = ImageRealNVP(**config).to(device)  # the config was checked by parse_args
     init_generator = torch.Generator().manual_seed(seed + 1)
     init_idx = torch.randperm(images.shape[0], generator=init_generator)[:512]
     model.initialize((dequantize(images[init_idx], generator=init_generator) / LEVELS).to(device))
     return model
-
-
-def read_run(path: Path, config: dict, device: torch.device) -> dict:
-    """The checkpoint at ``path``; ``SystemExit`` naming what is wrong if it cannot resume."""
-    try:
-        state = read_checkpoint(path, map_location=device)
-    except CheckpointError as error:
-        raise SystemExit(f"--resume: {error}") from None
-    if state.get("config") != config:
-        raise SystemExit(
-            f"--resume: checkpoint architecture {state.get('config')} differs from {config}"
-        )
-    if "step_count" not in state.get("optimizer", {}):  # fit's FlatAdam state
-        raise SystemExit(f"--resume: {path} holds no FlatAdam state; start a new run")
-    return state
 
 
 def run_record(saved: dict) -> dict:
@@ -233,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = default_device(args.device)
+    device = torch.device(args.torch_device)
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
     command = "python -m coursekit.train_mnist " + " ".join(
@@ -241,12 +218,14 @@ def main(argv: list[str] | None = None) -> dict:
     )
     for stale in out.glob("checkpoint.pt*.tmp"):  # left by a run killed while saving
         stale.unlink()
-    train = load_mnist(args.data_dir, split="train")
-    test = load_mnist(args.data_dir, split="test")
-    config = dict(DEFAULT_CONFIG)
-    if args.hidden:
-        config["hidden"] = [int(v) for v in args.hidden.split(",")]
-    config.update(args.overrides)
+    try:
+        train = load_mnist(args.data_dir, split="train")
+        test = load_mnist(args.data_dir, split="test")
+    except (FileNotFoundError, MNISTIntegrityError) as error:
+        flag = "--data-dir: " if args.data_dir else ""
+        print(f"python -m coursekit.train_mnist: error: {flag}{error}", file=sys.stderr)
+        raise UsageError(f"{flag}{error}") from None
+    config = args.config
     num_dims = math.prod(config["image_shape"])  # D = 784 for MNIST
     model = build_model(config, args.seed, train.images, device)
 

@@ -24,9 +24,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from coursekit._validation import check_positive_float, check_positive_int, check_tensor
+from coursekit._validation import check_positive_float, check_positive_int
 from coursekit.metrics import nll
 from coursekit.optim import FlatAdam, learning_rate, make_adam, set_learning_rate
+from coursekit.training_checks import check_batch, check_data, check_fit_args, check_loss
 from coursekit.training_state import Callback, FitState, History, TrainingDivergedError
 
 __all__ = [
@@ -55,23 +56,16 @@ def negative_log_likelihood_loss(model: nn.Module, batch: Tensor) -> Tensor:
     return nll(model, batch)
 
 
-def _check_data(data: Tensor | object) -> None:
-    if isinstance(data, Tensor):
-        check_tensor(data, "data")
-        if data.shape[0] == 0:
-            raise ValueError("data: expected at least one training point, got an empty tensor")
-    elif not callable(getattr(data, "sample", None)):
-        raise ValueError(
-            "data: expected a tensor of training points or a sampler with "
-            f"sample(n, generator=...), got {type(data).__name__}"
-        )
-
-
 def _draw(data: Tensor | object, n: int, generator: torch.Generator) -> Tensor:
     """``n`` training points: drawn with replacement from a tensor, or fresh from a sampler."""
     if isinstance(data, Tensor):
         return data[torch.randint(0, data.shape[0], (n,), generator=generator)]
-    return data.sample(n, generator=generator)
+    return check_batch(data.sample(n, generator=generator), n)
+
+
+#: a loss more than this many times max(1, |first loss|) above the first loss of a run is a
+#: divergence, like NaN or Inf (a finite blow-up, e.g. 6.3 → 7e23 after a too large lr).
+BLOW_UP = 1e6
 
 
 def _average_model(model: nn.Module) -> tuple[nn.Module, list[Tensor]]:
@@ -84,19 +78,30 @@ def _average_model(model: nn.Module) -> tuple[nn.Module, list[Tensor]]:
     return averaged, [a for a, p in pairs if p.requires_grad]
 
 
-def _update(state: FitState, loss: Tensor, params: list[Tensor], clip_grad: float | None) -> None:
-    """Backward pass, gradient clipping and one Adam step."""
+def _update(
+    state: FitState, loss: Tensor, params: list[Tensor], clip_grad: float | None, step: int
+) -> None:
+    """Backward pass, gradient clipping and one Adam step; a NaN or Inf gradient raises
+    :class:`TrainingDivergedError` before the step, so the weights stay finite."""
     optimizer = state.optimizer
+    limit = math.inf if clip_grad is None else clip_grad
     if isinstance(optimizer, FlatAdam):
         optimizer.zero_grad()
         loss.backward()
-        if clip_grad is not None:
-            optimizer.clip_grad_norm(clip_grad)
+        norm = optimizer.clip_grad_norm(limit)
     else:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(params, clip_grad)
+        norm = torch.nn.utils.clip_grad_norm_(params, limit)
+    if not bool(torch.isfinite(norm)):
+        raise TrainingDivergedError(
+            f"the gradient became {float(norm)} at step {step} although the loss "
+            f"({float(loss.detach()):.6g}) is finite; the step was not taken (weights kept). "
+            "Look for log(0), division by zero or sqrt at 0 in the model or loss",
+            step=step,
+            loss=float(loss.detach()),
+            elapsed=state.elapsed,
+        )
     optimizer.step()
 
 
@@ -167,8 +172,14 @@ def fit(
         a :class:`History` with the loss of every step.
 
     Raises:
-        TrainingDivergedError: when the loss becomes NaN, Inf or exceeds ``max_loss`` (the
-            message names the step).
+        TrainingDivergedError: when the loss becomes NaN, Inf, exceeds ``max_loss`` or
+            blows up (more than :data:`BLOW_UP` ``· max(1, |L₁|)`` above the first loss
+            ``L₁``), or the gradient becomes NaN or Inf (the step is then not taken); the
+            message names the step.
+        ValueError: naming the argument, for every bad argument (checked before the first
+            step), a ``loss_fn`` that does not return a scalar connected to the model, a
+            sampler that does not return a floating tensor (n, …), or a ``max_seconds``
+            that ran out before the first step.
     """
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -184,7 +195,8 @@ def fit(
         raise ValueError(f"warmup: expected a non-negative integer, got {warmup!r}")
     if ema is not None and not (isinstance(ema, float) and 0.0 < ema < 1.0):
         raise ValueError(f"ema: expected None or a float in (0, 1), got {ema!r}")
-    _check_data(data)
+    check_fit_args(model, loss_fn, weight_decay, seed, log_every, callbacks, max_loss)
+    check_data(data)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model: expected trainable parameters, found none")
@@ -250,11 +262,13 @@ def fit(
             ]
             state.generator_state = generator.get_state() if due else None
             batch = _draw(data, batch_size, generator).to(device=first.device, dtype=first.dtype)
-            loss = loss_fn(model, batch)
+            loss = check_loss(loss_fn(model, batch))
             value = float(loss.detach())
-            if not math.isfinite(value) or value > max_loss:
+            first_loss = history.losses[0] if history.losses else value
+            blown_up = value - first_loss > BLOW_UP * max(1.0, abs(first_loss))
+            if not math.isfinite(value) or value > max_loss or blown_up:
                 raise TrainingDivergedError(
-                    f"loss became {value} at step {step} (last finite loss: "
+                    f"loss became {value:.6g} at step {step} (first loss {first_loss:.6g}, last "
                     f"{history.losses[-1] if history.losses else 'none'}); try a smaller lr, "
                     "a smaller scale_bound, or gradient clipping",
                     step=step,
@@ -265,7 +279,7 @@ def fit(
                 history.stopped_by_callback = True
                 break
             state.generator_state = None
-            _update(state, loss, params, clip_grad)
+            _update(state, loss, params, clip_grad, step)
             if ema is not None:
                 _average_step(ema_params, params, min(ema, step / (step + 9)))
             state.step, state.loss, state.lr = step, value, current_lr
@@ -285,6 +299,11 @@ def fit(
                 history.stopped_by_callback = True
                 break
         state.elapsed = clock() - start - paused
+        if history.stopped_by_time and state.step == 0:
+            raise ValueError(
+                f"max_seconds: the budget of {max_seconds:g} s ran out before the first step "
+                "(nothing was trained); give the run at least a few seconds"
+            )
         for c in callbacks:
             if c.at_end:
                 run(c)

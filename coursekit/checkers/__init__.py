@@ -2,11 +2,19 @@
 
 Each checker prints ``✅ Exercise N.M passed: …``, a ``❌ Exercise N.M: <hint>`` line saying
 what is wrong (never the solution, never a traceback), or ``Exercise N.M: not done yet — …``
-while the exercise still raises ``NotImplementedError``. It returns True on a pass.
+while the exercise still raises ``NotImplementedError``. It returns True on a pass. It never
+raises, whatever the student's function returns, and stops a function that runs longer than
+60 s (:func:`set_time_limit` changes the limit).
 One module per chapter: :mod:`.ch01` … :mod:`.ch07`.
 """
 
-from coursekit.checkers._common import EXERCISES, RESULTS, assert_all_passed, show_progress
+from coursekit.checkers._common import (
+    EXERCISES,
+    RESULTS,
+    assert_all_passed,
+    set_time_limit,
+    show_progress,
+)
 from coursekit.checkers.ch01 import (
     check_early_stopping,
     check_gaussian_mle,
@@ -108,5 +116,6 @@ __all__ = [
     "check_triangular_log_det",
     "check_zuko_log_prob",
     "check_zuko_sample",
+    "set_time_limit",
     "show_progress",
 ]

@@ -11,15 +11,26 @@ specific message when the answer is wrong; the decorator turns that into one pri
 
 Results are recorded per exercise so that :func:`show_progress` can print a summary and
 :func:`assert_all_passed` can fail the solution notebooks when a reference solution breaks.
+
+A checker never raises for any answer: a student function that runs longer than
+:data:`TIME_LIMIT` seconds is stopped (:func:`set_time_limit` changes it), every input is
+passed as a fresh copy (so in-place changes cannot corrupt the reference), values that are
+not real numbers (strings, complex, integers too large for a float) get a hint, a float32
+answer gets the hint "compute in float64", and an unexpected failure inside the checker
+itself is printed as one line.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -43,6 +54,88 @@ class StudentError(Exception):
     """The student's code raised an exception; the message is ``Type: message``."""
 
 
+class StudentTimeout(Hint):
+    """The student's code ran longer than :data:`TIME_LIMIT` seconds and was stopped."""
+
+
+class _TimeLimit(BaseException):
+    """Raised inside the student's code when its time is up (a BaseException, so that a
+    student's ``except Exception`` cannot swallow it)."""
+
+
+#: seconds one call of a student function may run before the checker stops it.
+TIME_LIMIT: float = 60.0
+
+#: answers seen during the current check that are in a precision below float64.
+_LOW_PRECISION: list[str] = []
+
+_LOW_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def set_time_limit(seconds: float) -> None:
+    """Let each student function run at most ``seconds`` (default 60) before it is stopped."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise ValueError(f"seconds: expected a positive number, got {seconds!r}")
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"seconds: expected a positive finite number, got {seconds!r}")
+    global TIME_LIMIT
+    TIME_LIMIT = float(seconds)
+
+
+def _alarm_handler(signum: int, frame: object) -> None:
+    raise _TimeLimit
+
+
+def _run_with_alarm(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
+    """Main thread (a script, pytest, a Jupyter kernel): SIGALRM interrupts ``fn`` itself.
+
+    After the limit the timer repeats every 0.25 s, so that code which catches one
+    interruption with a bare ``except:`` still gets the next ones.
+    """
+    previous = signal.signal(signal.SIGALRM, _alarm_handler)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, limit, 0.25)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if old_delay > 0:
+            signal.setitimer(signal.ITIMER_REAL, old_delay, old_interval)
+
+
+def _run_in_thread(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
+    """Elsewhere (no SIGALRM, or not the main thread): run ``fn`` in a worker thread, and
+    when time is up raise :class:`_TimeLimit` inside it (between two Python bytecodes)."""
+    out: dict[str, Any] = {}
+    grad = torch.is_grad_enabled()
+
+    def target() -> None:
+        try:
+            with torch.set_grad_enabled(grad):
+                out["value"] = fn(*args, **kwargs)
+        except BaseException as err:  # noqa: BLE001 - handed back to the caller below
+            out["error"] = err
+
+    worker = threading.Thread(target=target, daemon=True, name="coursekit-student-code")
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(worker.ident or 0), ctypes.py_object(_TimeLimit)
+        )
+        worker.join(1.0)
+        raise _TimeLimit
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def _run_limited(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        return _run_with_alarm(fn, args, kwargs, limit)
+    return _run_in_thread(fn, args, kwargs, limit)
+
+
 def _one_line(text: str, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -52,8 +145,15 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call the student's ``fn``; exceptions become :class:`NotDone` / :class:`StudentError`."""
     if not callable(fn):
         raise Hint(f"expected a function, got {type(fn).__name__}")
+    limit = TIME_LIMIT
     try:
-        return fn(*args, **kwargs)
+        return _run_limited(fn, args, kwargs, limit)
+    except _TimeLimit:
+        raise StudentTimeout(
+            f"your function did not return within {limit:g} s and was stopped (an endless "
+            "loop, or far more work than needed?); if it really needs longer, call "
+            "coursekit.checkers.set_time_limit(seconds)"
+        ) from None
     except NotImplementedError as err:
         raise NotDone(str(err)) from None
     except Exception as err:  # the student's bug: report it in one line
@@ -68,6 +168,7 @@ def checker(exercise: str, title: str) -> Callable[[Callable[..., str]], Callabl
         @functools.wraps(body)
         def wrapper(*args: Any, **kwargs: Any) -> bool:
             ok, status = False, "wrong"
+            _LOW_PRECISION.clear()
             try:
                 message = body(*args, **kwargs)
             except NotDone:
@@ -78,8 +179,24 @@ def checker(exercise: str, title: str) -> Callable[[Callable[..., str]], Callabl
                 )
             except StudentError as err:
                 print(f"❌ Exercise {exercise}: your code raised {err}")
-            except Hint as err:
+            except StudentTimeout as err:
                 print(f"❌ Exercise {exercise}: {_one_line(err, 400)}")
+            except Hint as err:
+                hint = _one_line(err, 400)
+                if _LOW_PRECISION:
+                    hint = (
+                        f"{_LOW_PRECISION[0]}: float32 keeps about 7 significant digits, too "
+                        "few for this check's 1e-9 tolerance — compute in float64 (the inputs "
+                        "are float64: avoid .float() and dtype=torch.float32). If it is still "
+                        f"wrong in float64: {hint}"
+                    )
+                print(f"❌ Exercise {exercise}: {hint}")
+            except Exception as err:  # a checker never raises, whatever the answer
+                print(
+                    f"❌ Exercise {exercise}: the checker could not evaluate your answer "
+                    f"({type(err).__name__}: {_one_line(err)}); check the type and shape "
+                    "of what your function returns"
+                )
             else:
                 ok, status = True, "passed"
                 print(f"✅ Exercise {exercise} passed: {message}")
@@ -95,9 +212,24 @@ def checker(exercise: str, title: str) -> Callable[[Callable[..., str]], Callabl
 
 
 def chapter_exercises(chapter: int | str) -> list[str]:
-    """The exercise ids of one chapter, in order (``["4.1", "4.2", …]``)."""
-    prefix = f"{chapter}."
-    ids = [e for e in EXERCISES if e.startswith(prefix)]
+    """The exercise ids of one chapter, in order (``["4.1", "4.2", …]``).
+
+    ``chapter`` is a number (``4``) or its digits (``"4"``, ``"04"``); ``ValueError`` naming
+    ``chapter`` when that chapter has no exercises.
+    """
+    number: int | None = None
+    if isinstance(chapter, int) and not isinstance(chapter, bool):
+        number = chapter
+    elif isinstance(chapter, str) and chapter.strip().isdigit():
+        number = int(chapter)
+    prefix = f"{number}."
+    ids = [e for e in EXERCISES if e.startswith(prefix)] if number is not None else []
+    if not ids:
+        chapters = sorted({int(e.split(".")[0]) for e in EXERCISES})
+        raise ValueError(
+            f"chapter: expected the number of a chapter with exercises, one of {chapters}, "
+            f"got {chapter!r}"
+        )
     return sorted(ids, key=lambda e: int(e.split(".")[1]))
 
 
@@ -123,31 +255,79 @@ def assert_all_passed(chapter: int | str) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def as_float(value: Any, what: str = "your answer") -> float:
-    """A Python float from a number, a 0-d/1-element tensor or array; Hint otherwise."""
+def as_float(value: Any, what: str = "your answer", exact: bool = True) -> float:
+    """A Python float from a real number, a 0-d/1-element tensor or array; Hint otherwise.
+
+    Strings, complex values, ``None``, booleans and integers too large for a float get a
+    hint. With ``exact``, a float32/float16 value is remembered for the "use float64" hint.
+    """
     if isinstance(value, bool) or value is None:
         raise Hint(f"{what} should be a number, got {value!r}")
+    if isinstance(value, (str, bytes)):
+        raise Hint(f"{what} should be a number, not a string ({_one_line(repr(value), 60)})")
     if isinstance(value, Tensor):
         if value.numel() != 1:
             raise Hint(
                 f"{what} should be a single number, got a tensor of shape {tuple(value.shape)}"
             )
-        return float(value.detach())
+        if value.is_complex():
+            raise Hint(f"{what} should be a real number, got a complex tensor")
+        if exact and value.dtype in _LOW_DTYPES:
+            _LOW_PRECISION.append(f"{what} is a {value.dtype} tensor")
+        return float(value.detach().to(torch.float64))
+    if isinstance(value, complex) or _is_complex_array(value):
+        raise Hint(f"{what} should be a real number, got the complex value {value!r}")
+    if isinstance(value, int):
+        if abs(value).bit_length() > 1023:
+            digits = int(abs(value).bit_length() * math.log10(2))
+            raise Hint(
+                f"{what} is an integer of about {digits + 1} digits, too large for a float "
+                "(the largest is about 1.8e308)"
+            )
+        return float(value)
+    if (
+        exact
+        and isinstance(value, (np.floating, np.ndarray))
+        and value.dtype
+        in (
+            np.float16,
+            np.float32,
+        )
+    ):
+        _LOW_PRECISION.append(f"{what} is a {value.dtype} number")
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise Hint(f"{what} should be a number, got {type(value).__name__}") from None
+    except Exception as err:  # noqa: BLE001 - an exotic object whose __float__ fails
+        raise Hint(f"{what} could not be read as a number ({type(err).__name__})") from None
     return out
 
 
-def as_tensor(value: Any, shape: tuple[int, ...], what: str = "your function") -> Tensor:
-    """Check that ``value`` is a tensor of ``shape``; return it detached in float64."""
+def _is_complex_array(value: Any) -> bool:
+    try:
+        return bool(np.iscomplexobj(value))
+    except Exception:  # noqa: BLE001 - not array-like
+        return False
+
+
+def as_tensor(
+    value: Any, shape: tuple[int, ...], what: str = "your function", exact: bool = True
+) -> Tensor:
+    """Check that ``value`` is a real tensor of ``shape``; return it detached in float64.
+
+    With ``exact``, a float32/float16 tensor is remembered for the "use float64" hint.
+    """
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Tensor):
         raise Hint(f"{what} returned a pair; return only the tensor")
     if not isinstance(value, Tensor):
         raise Hint(f"{what} should return a torch.Tensor, got {type(value).__name__}")
+    if value.is_complex():
+        raise Hint(f"{what} returned a complex tensor ({value.dtype}); expected real values")
     if tuple(value.shape) != tuple(shape):
         raise Hint(f"{what} returned shape {tuple(value.shape)}, expected {tuple(shape)}")
+    if exact and value.dtype in _LOW_DTYPES:
+        _LOW_PRECISION.append(f"{what} returned a {value.dtype} tensor")
     return value.detach().to(torch.float64)
 
 

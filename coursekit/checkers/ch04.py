@@ -7,6 +7,7 @@ and two networks ``s_net``, ``t_net`` mapping (batch, k) -> (batch, d − k).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -55,7 +56,7 @@ def _split_out(out, x: Tensor, what: str) -> tuple[Tensor, Tensor]:
 def check_coupling_forward(fn: Callable) -> str:
     """``fn(x, mask, s_net, t_net) -> (z, log_det)`` (slide LAYER, eq. 12)."""
     x, mask, s_net, t_net = coupling_example()
-    z, ld = _split_out(call(fn, x.clone(), mask, s_net, t_net), x, "your forward")
+    z, ld = _split_out(call(fn, x.clone(), mask.clone(), s_net, t_net), x, "your forward")
     z_ref, ld_ref = _ref_forward(x, mask, s_net, t_net)
     s, t = s_net(x[:, mask]), t_net(x[:, mask])
     if not close(z[:, mask], x[:, mask], rtol=0, atol=1e-12):
@@ -91,7 +92,7 @@ def check_coupling_inverse(fn: Callable) -> str:
     """``fn(z, mask, s_net, t_net) -> (x, log_det)`` undoing the forward (slide INVERSE LAYER)."""
     x, mask, s_net, t_net = coupling_example(seed=1)
     z, ld_fwd = _ref_forward(x, mask, s_net, t_net)
-    x_back, ld = _split_out(call(fn, z.clone(), mask, s_net, t_net), z, "your inverse")
+    x_back, ld = _split_out(call(fn, z.clone(), mask.clone(), s_net, t_net), z, "your inverse")
     s, t = s_net(z[:, mask]), t_net(z[:, mask])
     z2 = z[:, ~mask]
     if not close(x_back, x, rtol=1e-9, atol=1e-10):
@@ -141,7 +142,7 @@ def check_compose(fn: Callable) -> str:
     layers = random_couplings()
     x = torch.randn(32, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     with torch.no_grad():
-        z, ld = _split_out(call(fn, list(layers), x.clone()), x, "your composition")
+        z, ld = _split_out(call(fn, copy.deepcopy(layers), x.clone()), x, "your composition")
         h, lds, at_x, rev = x, [], [], x
         for layer in layers:
             h, d = layer(h)

@@ -3,6 +3,7 @@ EXEMPLE (4 modes), eq. 14)."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -64,7 +65,7 @@ def _nll_flow() -> tuple[FlowSequence, Tensor]:
 def check_nll_loss(fn: Callable) -> str:
     """``fn(flow, x)``: ``−mean_i [log N(f(x_i)) + log|det J_f(x_i)|]``, differentiable."""
     flow, x = _nll_flow()
-    out = call(fn, flow, x.clone())
+    out = call(fn, copy.deepcopy(flow), x.clone())
     if isinstance(out, float):
         raise Hint(
             "return a tensor connected to the graph (no .item()), so that "
@@ -96,6 +97,16 @@ def check_nll_loss(fn: Callable) -> str:
     )
 
 
+def _finite_samples(x: Tensor) -> Tensor:
+    if not bool(torch.isfinite(x).all()):
+        n_bad = int((~torch.isfinite(x)).sum())
+        raise Hint(
+            f"{n_bad} of your samples are NaN or infinite: draw ε with torch.randn, scale it "
+            "by T and map it through inverse(z)"
+        )
+    return x
+
+
 @checker("5.3", "sampling with a temperature")
 def check_sample_with_temperature(fn: Callable) -> str:
     """``fn(inverse, n, dim, temperature, generator)``: ``x = f⁻¹(T·ε)``, ``ε ~ N(0, I)``."""
@@ -105,11 +116,12 @@ def check_sample_with_temperature(fn: Callable) -> str:
         a = call(fn, identity, n, dim, temp, torch.Generator().manual_seed(11))
         if isinstance(a, tuple):
             raise Hint("inverse(z) returns (x, log_det): return only x")
-        a = as_tensor(a, (n, dim), "your sampler")
+        a = _finite_samples(as_tensor(a, (n, dim), "your sampler", exact=False))
         b = as_tensor(
             call(fn, identity, n, dim, temp, torch.Generator().manual_seed(11)),
             (n, dim),
             "your sampler",
+            exact=False,
         )
         if not torch.equal(a, b):
             raise Hint(
@@ -130,7 +142,7 @@ def check_sample_with_temperature(fn: Callable) -> str:
     m = 4_000
     with torch.no_grad():
         x = call(fn, flow.inverse, m, 2, 0.7, torch.Generator().manual_seed(2))
-        x = as_tensor(x, (m, 2), "your sampler").float()
+        x = _finite_samples(as_tensor(x, (m, 2), "your sampler", exact=False)).float()
         z = 0.7 * torch.randn(m, 2, generator=torch.Generator().manual_seed(2))
         fwd = flow(z)[0]
         z_back = flow(x)[0]
@@ -152,7 +164,7 @@ def check_inverse_trajectory(fn: Callable) -> str:
     layers = random_couplings(n_layers=4, dim=2, seed=9)
     z = torch.randn(10, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     with torch.no_grad():
-        out = call(fn, list(layers), z.clone())
+        out = call(fn, copy.deepcopy(layers), z.clone())
         want = [z]
         for layer in reversed(layers):
             want.append(layer.inverse(want[-1])[0])

@@ -8,6 +8,10 @@
 4. a download from the public mirrors in :data:`MIRRORS` (tried in turn, each with a timeout),
    saved to the cache only after its check passed.
 
+A directory named by 1 or 2 is an explicit choice: it must exist and hold both files of the
+split, otherwise :func:`load_mnist` raises ``FileNotFoundError`` naming it instead of moving
+on silently to the next source.
+
 Integrity is checked on the **decompressed** bytes against the published MD5s
 (:data:`MD5`), so the original ``.gz`` files and re-compressed ones both pass. A corrupt or
 truncated file is reported by name (:class:`MNISTIntegrityError`) and never cached.
@@ -36,6 +40,7 @@ import torch
 from torch import Tensor
 
 from coursekit._files import atomic_write
+from coursekit._validation import check_positive_float
 
 #: Base URLs tried in turn; file ``NAME`` is fetched from ``mirror + NAME + ".gz"``.
 MIRRORS: list[str] = [
@@ -145,6 +150,56 @@ def _find_file(directory: Path, name: str) -> Path | None:
     return None
 
 
+def _as_path(value: object, name: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name}: expected a directory path (str or Path), got {value!r}")
+    return Path(value)
+
+
+def _require_split(directory: Path, names: Sequence[str], kind: str) -> None:
+    """An explicitly named directory must hold both files of the split; raise otherwise."""
+    what = f"{kind} (environment variable)" if kind == ENV_VAR else kind
+    if not directory.exists():
+        raise FileNotFoundError(
+            f"{what}: expected a directory holding the MNIST IDX files, got {str(directory)!r}, "
+            "which does not exist"
+        )
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"{what}: expected a directory holding the MNIST IDX files, got {str(directory)!r}, "
+            "which is a file"
+        )
+    missing = [name for name in names if _find_file(directory, name) is None]
+    if missing:
+        raise FileNotFoundError(
+            f"{what}: the directory {str(directory)!r} lacks {', '.join(missing)} (.gz or raw)"
+        )
+
+
+def check_mnist_dir(
+    directory: str | os.PathLike, splits: Sequence[str] = ("train", "test"), what: str = "root"
+) -> None:
+    """Raise ``FileNotFoundError`` (message starting with ``what``) unless ``directory``
+    exists and holds the IDX files of every split in ``splits`` (their MD5 is checked when
+    they are loaded)."""
+    for split in splits:
+        if split not in FILES:
+            raise ValueError(f"splits: expected 'train' or 'test', got {split!r}")
+        _require_split(Path(directory), FILES[split], what)
+
+
+def _require_usable_dir(path: Path, name: str) -> None:
+    """``path`` is a directory or can become one (no file in the way)."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise NotADirectoryError(
+                    f"{name}: expected a directory (existing or to create), got {str(path)!r}; "
+                    f"{str(part)!r} is a file"
+                )
+            return
+
+
 def _read_local(path: Path, name: str, md5: Mapping[str, str]) -> bytes:
     data = _decompress(path.read_bytes(), f"{name} ({path})")
     _check_md5(data, name, md5)
@@ -244,36 +299,53 @@ def load_mnist(
     Raises:
         MNISTIntegrityError: a local file (in ``root`` or ``COURSEKIT_MNIST_DIR``) is corrupt;
             the message names it.
+        FileNotFoundError: ``root`` (or ``COURSEKIT_MNIST_DIR``) is given but is not a
+            directory holding both files of the split: an explicit directory is never
+            skipped silently.
+        NotADirectoryError: ``cache_dir`` lies under a file.
     """
     if split not in FILES:
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
     md5 = MD5 if md5 is None else md5
+    if not isinstance(md5, Mapping):
+        raise ValueError(f"md5: expected a mapping file name -> MD5 hex digest, got {md5!r}")
     mirrors = MIRRORS if mirrors is None else mirrors
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if isinstance(mirrors, (str, bytes)) or not all(isinstance(m, str) for m in mirrors):
+        raise ValueError(f"mirrors: expected a list of base URLs (strings), got {mirrors!r}")
+    timeout = check_positive_float(timeout, "timeout")
     names = FILES[split]
 
     candidates: list[tuple[str, Path]] = []
     if root is not None:
-        candidates.append(("root", Path(root)))
+        candidates.append(("root", _as_path(root, "root")))
     if os.environ.get(ENV_VAR):
         candidates.append((ENV_VAR, Path(os.environ[ENV_VAR])))
+    # an explicit directory is a promise: never fall back silently when it does not hold MNIST
+    for kind, directory in candidates:
+        _require_split(directory, names, kind)
+    if cache_dir is not None:
+        cache = _as_path(cache_dir, "cache_dir")
+        _require_usable_dir(cache, "cache_dir")
+    else:
+        cache = default_cache_dir()
     candidates.append(("cache", cache))
 
     for kind, directory in candidates:
         paths = [_find_file(directory, name) for name in names]
         if any(p is None for p in paths):
             continue
-        try:
-            blobs = [
-                _read_local(p, n, md5)  # type: ignore[arg-type]
-                for p, n in zip(paths, names, strict=True)
-            ]
-        except MNISTIntegrityError:
-            if kind != "cache":
-                raise
-            warnings.warn(f"MNIST cache in {directory} is corrupt; downloading again", stacklevel=2)
-            for p in paths:
-                p.unlink(missing_ok=True)  # type: ignore[union-attr]
+        blobs = []
+        for path, name in zip(paths, names, strict=True):
+            try:
+                blobs.append(_read_local(path, name, md5))  # type: ignore[arg-type]
+            except MNISTIntegrityError:
+                if kind != "cache":
+                    raise
+                warnings.warn(
+                    f"MNIST cache file {path} is corrupt; removed, downloading again", stacklevel=2
+                )
+                path.unlink(missing_ok=True)  # type: ignore[union-attr]
+        if len(blobs) < len(names):
             break
         images, labels = _to_tensors(
             parse_idx(blobs[0], names[0]), parse_idx(blobs[1], names[1]), str(directory)
@@ -287,7 +359,13 @@ def load_mnist(
             for name in names:
                 raw, data = _download(name, mirrors, timeout, md5)
                 blobs.append(data)
-                atomic_write(cache / (name + ".gz"), lambda f, raw=raw: f.write(raw))
+                try:
+                    atomic_write(cache / (name + ".gz"), lambda f, raw=raw: f.write(raw))
+                except OSError as err:  # keep the verified data even if it cannot be cached
+                    warnings.warn(
+                        f"MNIST: could not cache {name} in {cache} ({err}); using it uncached",
+                        stacklevel=2,
+                    )
             images, labels = _to_tensors(
                 parse_idx(blobs[0], names[0]), parse_idx(blobs[1], names[1]), "download"
             )

@@ -1,19 +1,27 @@
 """Two-dimensional toy distributions with ``sample(n, generator)`` and exact ``log_prob``.
 
-Every distribution here returns float64 samples of shape (n, 2) by default (pass
-``dtype=torch.float32`` for training) and, where it exists, the exact log density of shape
-(batch,), so that KL(p ‖ p_θ) can be estimated against the truth.
+Every distribution here returns float64 samples of shape (n, 2) by default (``dtype``: any
+floating dtype) and, where it exists, the exact log density of shape (batch,), so that
+KL(p ‖ p_θ) can be estimated against the truth. The flows cast their input to their own
+dtype, so ``RealNVP(2).log_prob(four_modes().sample(100))`` works as it is (in float32).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from coursekit._validation import check_positive_float, check_positive_int, check_tensor
+from coursekit._validation import (
+    check_float_dtype,
+    check_generator,
+    check_positive_float,
+    check_positive_int,
+    check_tensor,
+)
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -29,8 +37,10 @@ class ToyDistribution:
     def sample(
         self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
     ) -> Tensor:
-        """Draw ``n`` i.i.d. points; returns (n, 2)."""
+        """Draw ``n`` i.i.d. points; returns (n, 2) of floating ``dtype``."""
         n = check_positive_int(n, "n")
+        check_generator(generator, "generator")
+        dtype = check_float_dtype(dtype, "dtype")
         return self._sample(n, generator).to(dtype)
 
     def log_prob(self, x: Tensor) -> Tensor:
@@ -54,6 +64,16 @@ class ToyDistribution:
         return f"{type(self).__name__}({self.name})"
 
 
+def _as_float64(value: object, name: str) -> Tensor:
+    """``value`` (numbers, nested sequences, a tensor or array) as a float64 tensor."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name}: expected numbers, got {value!r}")
+    try:
+        return torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name}: expected numbers, got {value!r}") from None
+
+
 class GaussianMixture(ToyDistribution):
     """Mixture of isotropic Gaussians ``Σ_k w_k N(μ_k, σ_k² I)`` on R².
 
@@ -70,23 +90,25 @@ class GaussianMixture(ToyDistribution):
         weights: Sequence[float] | None = None,
         name: str = "gaussian mixture",
     ):
-        self.means = torch.as_tensor(means, dtype=torch.float64)
+        self.means = _as_float64(means, "means")
         if self.means.dim() != 2 or self.means.shape[1] != 2 or self.means.shape[0] == 0:
             raise ValueError(f"means: expected shape (K, 2), got {tuple(self.means.shape)}")
+        if not bool(torch.isfinite(self.means).all()):
+            raise ValueError(f"means: expected finite values, got {means}")
         k = self.means.shape[0]
-        stds_t = torch.as_tensor(stds, dtype=torch.float64).flatten()
+        stds_t = _as_float64(stds, "stds").flatten()
         if stds_t.numel() == 1:
             stds_t = stds_t.expand(k).clone()
-        if stds_t.numel() != k or not bool((stds_t > 0).all()):
-            raise ValueError(f"stds: expected one positive σ or {k} of them, got {stds}")
+        if stds_t.numel() != k or not bool(((stds_t > 0) & torch.isfinite(stds_t)).all()):
+            raise ValueError(f"stds: expected one positive finite σ or {k} of them, got {stds}")
         self.stds = stds_t
         w = (
             torch.full((k,), 1.0 / k, dtype=torch.float64)
             if weights is None
-            else (torch.as_tensor(weights, dtype=torch.float64).flatten())
+            else _as_float64(weights, "weights").flatten()
         )
-        if w.numel() != k or not bool((w > 0).all()):
-            raise ValueError(f"weights: expected {k} positive weights, got {weights}")
+        if w.numel() != k or not bool(((w > 0) & torch.isfinite(w)).all()):
+            raise ValueError(f"weights: expected {k} positive finite weights, got {weights}")
         self.weights = w / w.sum()
         self.name = name
 
@@ -117,8 +139,9 @@ def modes(k: int, std: float = 0.5) -> GaussianMixture:
 
     ``k = 4`` is four Gaussians at (±2, ±2); fewer modes drop corners (1 mode sits at 0).
     """
-    if k not in MODE_CENTRES:
-        raise ValueError(f"k: expected 1, 2, 3 or 4 modes, got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k not in MODE_CENTRES:
+        raise ValueError(f"k: expected the integer 1, 2, 3 or 4 (number of modes), got {k!r}")
+    k = int(k)
     return GaussianMixture(MODE_CENTRES[k], stds=std, name=f"{k} mode{'s' if k > 1 else ''}")
 
 
@@ -171,8 +194,8 @@ class Rings(ToyDistribution):
     name = "rings"
 
     def __init__(self, radii: Sequence[float] = (1.0, 2.0, 3.0), std: float = 0.15):
-        self.radii = torch.as_tensor(radii, dtype=torch.float64).flatten()
-        if self.radii.numel() == 0 or not bool((self.radii > 0).all()):
+        self.radii = _as_float64(radii, "radii").flatten()
+        if self.radii.numel() == 0 or not bool(((self.radii > 0) & self.radii.isfinite()).all()):
             raise ValueError(f"radii: expected positive radii, got {radii}")
         self.std = check_positive_float(std, "std")
 

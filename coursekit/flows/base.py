@@ -6,19 +6,54 @@ Direction convention (the slides' one): a bijection maps **data to noise**,
 the forward one at the matching point. ``torch.distributions`` and TensorFlow Probability
 use the opposite convention (their ``forward`` maps noise to data).
 
-Public ``forward``/``inverse`` validate their input; the private ``_forward``/``_inverse``
+Public ``forward``/``inverse`` validate their input and cast it to the module's floating
+dtype (a float32 model accepts the float64 toy data and computes in float32; a ``.double()``
+model accepts float32 input and computes in float64); the private ``_forward``/``_inverse``
 do the maths without checks and are what compositions call internally.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from coursekit._validation import check_positive_float, check_positive_int, check_tensor
+from coursekit._validation import (
+    check_generator,
+    check_positive_float,
+    check_positive_int,
+    check_tensor,
+)
+
+
+def module_dtype(module: nn.Module) -> torch.dtype | None:
+    """The dtype of the first floating parameter or buffer of ``module`` (``None``: none)."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def as_module_dtype(module: nn.Module, x: Tensor) -> Tensor:
+    """``x`` cast to :func:`module_dtype` of ``module`` (unchanged if it has none)."""
+    dtype = module_dtype(module)
+    return x if dtype is None or x.dtype == dtype else x.to(dtype)
+
+
+def check_input(module: nn.Module, value: object, name: str, event_shape) -> Tensor:
+    """The public input check of a bijection: a floating tensor of shape
+    ``(batch, *event_shape)`` (or at least 2-D when ``event_shape`` is ``None``), finite while
+    the value checks are on, cast to the module's dtype."""
+    x = check_tensor(value, name, event_shape=event_shape)
+    if event_shape is None and x.dim() < 2:
+        raise ValueError(
+            f"{name}: expected shape (batch, ...) with at least one dimension after the "
+            f"batch, got {tuple(x.shape)}; a single example x needs x[None]"
+        )
+    return as_module_dtype(module, x)
 
 
 class Bijection(nn.Module):
@@ -39,13 +74,11 @@ class Bijection(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (batch, *event_shape) -> ``(z, log|det ∂z/∂x|)`` with shapes as x and (batch,)."""
-        check_tensor(x, "x", event_shape=self.event_shape)
-        return self._forward(x)
+        return self._forward(check_input(self, x, "x", self.event_shape))
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """``z`` (batch, *event_shape) -> ``(x, log|det ∂x/∂z|)`` with shapes as z and (batch,)."""
-        check_tensor(z, "z", event_shape=self.event_shape)
-        return self._inverse(z)
+        return self._inverse(check_input(self, z, "z", self.event_shape))
 
 
 def compose(
@@ -64,6 +97,19 @@ def compose(
     return x, log_det
 
 
+def _check_chain(layers: Sequence[Bijection]) -> None:
+    """Two adjacent layers that both declare an event shape must declare the same one (a
+    layer with an event shape keeps the shape of its input; shape-changing layers such as
+    :class:`~coursekit.flows.image_coupling.Squeeze` declare none)."""
+    for i in range(len(layers) - 1):
+        a, b = layers[i].event_shape, layers[i + 1].event_shape
+        if a is not None and b is not None and tuple(a) != tuple(b):
+            raise ValueError(
+                f"layers: the layers do not chain: item {i} acts on event shape {tuple(a)} "
+                f"but item {i + 1} on {tuple(b)}"
+            )
+
+
 class FlowSequence(Bijection):
     """Composition ``f = l_n ∘ … ∘ l_1`` of bijections (eq. 13 of the slides).
 
@@ -80,6 +126,7 @@ class FlowSequence(Bijection):
                 raise ValueError(
                     f"layers: expected Bijection instances, item {i} is {type(layer).__name__}"
                 )
+        _check_chain(layers)
         self.layers = nn.ModuleList(layers)
         if event_shape is not None:
             self.event_shape = tuple(event_shape)
@@ -95,7 +142,7 @@ class FlowSequence(Bijection):
 
     def trajectory(self, x: Tensor) -> list[Tensor]:
         """Every intermediate ``[x_0 = x, x_1 = l_1(x_0), …, x_n = z]`` (forward direction)."""
-        check_tensor(x, "x", event_shape=self.event_shape)
+        x = check_input(self, x, "x", self.event_shape)
         steps = [x]
         for layer in self.layers:
             x, _ = layer._forward(x)
@@ -104,7 +151,7 @@ class FlowSequence(Bijection):
 
     def inverse_trajectory(self, z: Tensor) -> list[Tensor]:
         """Every intermediate of the inverse ``[z, l_n⁻¹(z), …, x]`` (generation direction)."""
-        check_tensor(z, "z", event_shape=self.event_shape)
+        z = check_input(self, z, "z", self.event_shape)
         steps = [z]
         for layer in reversed(self.layers):
             z, _ = layer._inverse(z)
@@ -154,7 +201,7 @@ class Permutation(Bijection):
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
     """``log N(z; 0, I)`` summed over every non-batch dimension; shape ``(batch,)``."""
-    d = z[0].numel()
+    d = math.prod(z.shape[1:])
     return -0.5 * z.pow(2).flatten(1).sum(1) - 0.5 * d * math.log(2 * math.pi)
 
 
@@ -195,6 +242,7 @@ class Flow(nn.Module):
         """Draw ``n`` samples ``x = f⁻¹(T·ε)``, ``ε ~ N(0, I)``; returns (n, *event_shape)."""
         n = check_positive_int(n, "n")
         temperature = check_positive_float(temperature, "temperature")
+        check_generator(generator, "generator")
         eps = torch.randn(
             (n, *self.event_shape),
             generator=generator,

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -56,7 +57,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: the checkpoint file ({size:,} bytes) is corrupt: it is not a file written "
             "by torch.save"
         ) from err
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise CheckpointError(
             f"{path}: the checkpoint file ({size:,} bytes) is truncated or corrupt: torch "
             f"cannot read it ({type(err).__name__}); save it again or copy it again"
@@ -68,9 +69,38 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def plain_metadata(value: object, name: str) -> object:
+    """``value`` as something ``torch.load(..., weights_only=True)`` reads back: numbers,
+    strings, bools, ``None``, tensors, and lists / tuples / dicts of them. NumPy scalars
+    become Python numbers; anything else raises ``ValueError`` naming ``name``."""
+    if isinstance(value, np.generic):  # np.float64 is a float subclass, but not loadable
+        if isinstance(value.item(), (bool, int, float, str)):
+            return value.item()
+    elif value is None or isinstance(value, (bool, int, float, str, bytes, torch.Tensor)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [plain_metadata(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {k: plain_metadata(v, f"{name}[{k!r}]") for k, v in value.items()}
+    raise ValueError(
+        f"{name}: expected numbers, strings, bools, None, tensors or lists/dicts of them (what "
+        f"a weights_only checkpoint can hold), got {type(value).__name__}; convert it, e.g. "
+        "str(path) or torch.as_tensor(array)"
+    )
+
+
 def save_checkpoint(model: nn.Module, path: str | Path, **metadata: object) -> None:
-    """Write ``{"config": model.config, "state_dict": model.state_dict(), **metadata}``."""
-    atomic_save({"config": model.config, "state_dict": model.state_dict(), **metadata}, path)
+    """Write ``{"config": model.config, "state_dict": model.state_dict(), **metadata}``.
+
+    ``metadata`` goes through :func:`plain_metadata` first, so that the file always loads
+    with ``weights_only=True`` (a ``ValueError`` names a value it could not hold). ``path``
+    must be a ``str`` or ``Path`` whose folder can be written.
+    """
+    if not isinstance(path, (str, Path)):
+        raise ValueError(f"path: expected a file path (str or Path), got {type(path).__name__}")
+    extra = {key: plain_metadata(value, key) for key, value in metadata.items()}
+    atomic_save({"config": model.config, "state_dict": model.state_dict(), **extra}, path)
 
 
 def model_from_checkpoint(cls: type, checkpoint: dict, source: str = "checkpoint") -> Any:

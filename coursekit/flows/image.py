@@ -13,6 +13,7 @@ Layers: :mod:`coursekit.flows.image_coupling` (couplings, squeeze), :mod:`course
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,12 +28,52 @@ from coursekit._validation import (
     per_scale,
 )
 from coursekit.flows import glow, image_coupling, multiscale, nets
-from coursekit.flows.base import Bijection, Flow, FlowSequence, standard_normal_log_prob
+from coursekit.flows.base import (
+    Bijection,
+    Flow,
+    FlowSequence,
+    as_module_dtype,
+    standard_normal_log_prob,
+)
 from coursekit.flows.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from coursekit.flows.glow import ActNorm
 from coursekit.flows.multiscale import MultiScaleLevel
 from coursekit.flows.nets import activation_module
-from coursekit.flows.preprocessing import Logit
+from coursekit.flows.preprocessing import LEVELS, Logit
+
+
+def _widths(hidden: object, n_scales: int) -> list[int]:
+    """``hidden`` (a positive int, or one per scale) as ``n_scales`` widths; a string, a
+    fraction or a bool is an error (``"64"`` would otherwise split into digits)."""
+    values = [hidden] * n_scales if isinstance(hidden, numbers.Integral) else hidden
+    if (
+        isinstance(hidden, (str, bytes, bool))
+        or not isinstance(values, Sequence)
+        or len(values) != n_scales
+        or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0 for v in values)
+    ):
+        raise ValueError(
+            f"hidden: expected a positive integer or {n_scales} of them (one per scale), "
+            f"got {hidden!r}"
+        )
+    return [int(v) for v in values]
+
+
+def _check_init_images(x: Tensor) -> None:
+    """Images that ActNorm can standardise: several, not all equal, dequantized."""
+    if x.shape[0] < 2:
+        raise ValueError(f"x: expected at least 2 images to initialise, got {x.shape[0]}")
+    if float(x.amax()) == float(x.amin()):
+        raise ValueError(
+            "x: the images are all equal (constant): ActNorm would divide by a zero standard "
+            "deviation; initialise on real, dequantized images"
+        )
+    if bool(((x * LEVELS) == (x * LEVELS).round()).all()):
+        raise ValueError(
+            "x: expected dequantized images (k + u)/256, got pixels on the 256-level grid "
+            "k/256: without the noise ActNorm's statistics and the bits/dim are meaningless; "
+            "use coursekit.flows.dequantize(images) / 256"
+        )
 
 
 def __getattr__(name: str) -> object:
@@ -101,11 +142,7 @@ class ImageRealNVP(Flow):
                 f"image_shape: height and width must be divisible by 2^(n_scales-1) = "
                 f"{2 ** (n_scales - 1)}, got {tuple(image_shape)}"
             )
-        widths = [hidden] * n_scales if isinstance(hidden, int) else [int(v) for v in hidden]
-        if len(widths) != n_scales:
-            raise ValueError(f"hidden: expected an int or {n_scales} widths, got {hidden!r}")
-        for v in widths:
-            check_positive_int(v, "hidden")
+        widths = _widths(hidden, n_scales)
         n_blocks = check_positive_int(n_blocks, "n_blocks")
         if block_kernel not in (1, 3):
             raise ValueError(f"block_kernel: expected 1 or 3, got {block_kernel!r}")
@@ -173,7 +210,21 @@ class ImageRealNVP(Flow):
         """``x`` (batch, C, H, W) in ``[0, 1]`` -> ``(z, log|det ∂z/∂x|)``."""
         check_tensor(x, "x", event_shape=self.event_shape)
         check_unit_interval(x, "x", "dequantized pixels divided by 256")
-        return self.transform._forward(x)
+        return self.transform._forward(as_module_dtype(self, x))
+
+    def sample(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``n`` images ``x = f⁻¹(T·ε)`` in ``[0, 1]``, shape (n, C, H, W).
+
+        The inverse logit maps every finite ``z`` into ``[−α/(1−2α), (1−α)/(1−2α)]``, a little
+        wider than ``[0, 1]``; the samples are clamped into ``[0, 1]``, the model's domain, so
+        that ``log_prob(sample(n))`` is defined.
+        """
+        return super().sample(n, temperature=temperature, generator=generator).clamp_(0, 1)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """``log p(x)`` on ``[0, 1]^D`` (eq. 14, the logit Jacobian included); (batch,)."""
@@ -201,8 +252,10 @@ class ImageRealNVP(Flow):
         layers this does nothing. Returns the model.
         """
         norms = [m for m in self.modules() if isinstance(m, ActNorm)]
-        if norms and x.shape[0] < 2:
-            raise ValueError(f"x: expected at least 2 images to initialise, got {x.shape[0]}")
+        check_tensor(x, "x", event_shape=self.event_shape)
+        check_unit_interval(x, "x", "dequantized pixels divided by 256")
+        if norms:
+            _check_init_images(x)
         for m in norms:
             m.pending_init = True
         try:

@@ -137,14 +137,31 @@ class ChannelCoupling(ImageCoupling):
 
 
 def squeeze(x: Tensor) -> Tensor:
-    """``(batch, C, H, W) → (batch, 4C, H/2, W/2)``: each 2×2 block becomes 4 channels."""
+    """``(batch, C, H, W) → (batch, 4C, H/2, W/2)``: each 2×2 block becomes 4 channels.
+
+    ``ValueError`` naming ``x`` unless it is a 4-D tensor with even ``H`` and ``W``.
+    """
+    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[2] % 2 or x.shape[3] % 2:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(
+            f"x: expected a tensor (batch, C, H, W) with even H and W to squeeze, got {got}"
+        )
     b, c, h, w = x.shape
     x = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
     return x.reshape(b, 4 * c, h // 2, w // 2)
 
 
 def unsqueeze(z: Tensor) -> Tensor:
-    """Inverse of :func:`squeeze`: ``(batch, 4C, H, W) → (batch, C, 2H, 2W)``."""
+    """Inverse of :func:`squeeze`: ``(batch, 4C, H, W) → (batch, C, 2H, 2W)``.
+
+    ``ValueError`` naming ``z`` unless it is a 4-D tensor whose channels divide by 4.
+    """
+    if not isinstance(z, Tensor) or z.dim() != 4 or z.shape[1] % 4:
+        got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+        raise ValueError(
+            f"z: expected a tensor (batch, 4C, H, W) (channels a multiple of 4) to unsqueeze, "
+            f"got {got}"
+        )
     b, c4, h, w = z.shape
     z = z.reshape(b, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
     return z.reshape(b, c4 // 4, 2 * h, 2 * w)

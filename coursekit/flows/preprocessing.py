@@ -24,12 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from coursekit._validation import (
+    check_float_dtype,
+    check_generator,
     check_positive_float,
     check_positive_int,
-    check_tensor,
     check_unit_interval,
 )
-from coursekit.flows.base import Bijection
+from coursekit.flows.base import Bijection, check_input
 from coursekit.metrics import bits_per_dim
 
 LEVELS = 256
@@ -49,6 +50,10 @@ def dequantize(
     """
     if not isinstance(images, Tensor):
         raise ValueError(f"images: expected a torch.Tensor, got {type(images).__name__}")
+    dtype = check_float_dtype(dtype, "dtype")
+    check_generator(generator, "generator")
+    if images.is_complex():
+        raise ValueError(f"images: expected integer pixel values, got dtype {images.dtype}")
     k = images.to(dtype)
     if k.numel() and (bool((k < 0).any()) or bool((k > LEVELS - 1).any())):
         raise ValueError(
@@ -58,7 +63,10 @@ def dequantize(
     if not bool((k == k.round()).all()):
         raise ValueError("images: expected integer pixel values (dequantize adds the noise)")
     u = torch.rand(k.shape, generator=generator, dtype=dtype, device=k.device)
-    return k + u
+    v = k + u
+    # k + u can round up to k + 1 (always possible in float16, rarely in float32): keep every
+    # value in [k, k + 1), the largest representable value below k + 1 replacing k + 1
+    return torch.where(v < k + 1, v, torch.nextafter(k + 1, k))
 
 
 class UnitScale(Bijection):
@@ -69,11 +77,11 @@ class UnitScale(Bijection):
         self.levels = check_positive_float(levels, "levels")
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        d = x[0].numel()
+        d = math.prod(x.shape[1:])
         return x / self.levels, x.new_full((x.shape[0],), -d * math.log(self.levels))
 
     def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        d = z[0].numel()
+        d = math.prod(z.shape[1:])
         return z * self.levels, z.new_full((z.shape[0],), d * math.log(self.levels))
 
     def extra_repr(self) -> str:
@@ -117,7 +125,7 @@ class Logit(Bijection):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` in ``[0, 1]`` -> ``(logit(α + (1 − 2α) x), log|det|)``."""
-        check_tensor(x, "x", event_shape=self.event_shape)
+        x = check_input(self, x, "x", self.event_shape)
         check_unit_interval(x, "x", "scale the pixels first")
         return self._forward(x)
 
@@ -154,6 +162,8 @@ class DequantizedImages:
         self.levels = check_positive_float(levels, "levels")
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` dequantized images scaled to ``[0, 1)``, shape (n, C, H, W)."""
+        n = check_positive_int(n, "n")
         idx = torch.randint(0, self.images.shape[0], (n,), generator=generator)
         return dequantize(self.images[idx], generator=generator) / self.levels
 

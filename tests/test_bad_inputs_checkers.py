@@ -1,0 +1,366 @@
+"""Checkers never raise, whatever the student's function returns or does.
+
+Tables: every checker against answers a student can return (None, strings, complex values,
+integers too large for a float, NaN, tensors of the wrong kind, functions that raise or
+mutate their inputs in place): each must print one ❌ line and return False. Then specific
+answers with the hint they must get (float32 → "float64", in-place mask changes, inf
+samples, complex results), the chapter and time-limit arguments, and the time limit itself
+(main thread, worker thread, Jupyter kernel).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from _bad_inputs import Bad, assert_named_error, ids
+
+from coursekit import changevar, checkers
+from coursekit.checkers import _common
+from coursekit.flows import standard_normal_log_prob
+
+CHECKERS: dict[str, Callable[..., bool]] = {
+    name: getattr(checkers, name) for name in checkers.__all__ if name.startswith("check_")
+}
+
+
+@pytest.fixture(autouse=True)
+def _restore_checker_state():
+    results, status, limit = dict(_common.RESULTS), dict(_common.STATUS), _common.TIME_LIMIT
+    yield
+    _common.RESULTS.clear()
+    _common.RESULTS.update(results)
+    _common.STATUS.clear()
+    _common.STATUS.update(status)
+    _common.TIME_LIMIT = limit
+
+
+def _mutate_inputs(*args):
+    """Change every tensor argument in place, then return garbage."""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            if a.dtype == torch.bool:
+                a.logical_not_()
+            elif a.is_floating_point():
+                a.mul_(-3.0).add_(1.0)
+    return None
+
+
+def _raise(err: Exception) -> Callable[..., object]:
+    def fn(*args, **kwargs):
+        raise err
+
+    return fn
+
+
+#: (name, the student's function): answers no checker may raise on.
+ANSWERS: list[tuple[str, Callable[..., object]]] = [
+    ("None", lambda *a, **k: None),
+    ("a string", lambda *a, **k: "1568"),
+    ("bytes", lambda *a, **k: b"1"),
+    ("a complex number", lambda *a, **k: 1 + 2j),
+    ("an integer too large for a float", lambda *a, **k: 101**784),
+    ("10**400", lambda *a, **k: 10**400),
+    ("NaN", lambda *a, **k: math.nan),
+    ("-inf", lambda *a, **k: -math.inf),
+    ("True", lambda *a, **k: True),
+    ("a complex tensor", lambda *a, **k: torch.ones(3, dtype=torch.complex64)),
+    ("an int tensor", lambda *a, **k: torch.arange(3)),
+    ("an empty tensor", lambda *a, **k: torch.zeros(0)),
+    ("a numpy string array", lambda *a, **k: np.array(["a", "b"])),
+    ("an object", lambda *a, **k: object()),
+    ("a triple", lambda *a, **k: (torch.zeros(1), torch.zeros(1), torch.zeros(1))),
+    ("a dict", lambda *a, **k: {"z": 1}),
+    ("mutates its inputs", _mutate_inputs),
+    ("raises ValueError", _raise(ValueError("boom"))),
+    ("raises an empty KeyError", _raise(KeyError())),
+    ("raises ZeroDivisionError", lambda *a, **k: 1 / 0),
+]
+
+
+def _run(check: Callable[..., bool], fn: Callable[..., object]) -> bool:
+    n_args = len(inspect.signature(check).parameters)
+    return check(*([fn] * n_args))
+
+
+@pytest.mark.parametrize("answer", [a for _, a in ANSWERS], ids=[n for n, _ in ANSWERS])
+@pytest.mark.parametrize("name", list(CHECKERS))
+def test_no_checker_raises(name: str, answer: Callable[..., object], capsys) -> None:
+    ok = _run(CHECKERS[name], answer)
+    out = capsys.readouterr().out
+    assert ok is False
+    assert out.count("\n") == 1 and out.startswith("❌ Exercise "), out
+
+
+# ------------------------------------------------------- specific answers, specific hints
+
+
+def _density_neg_log_uniform(z):
+    return torch.where(z >= 0, torch.exp(-z), torch.zeros_like(z))
+
+
+def _density_1d(p_x, f_inv, z):
+    zz = z.clone().requires_grad_(True)
+    x = f_inv(zz)
+    (d,) = torch.autograd.grad(x.sum(), zz)
+    return p_x(x.detach()) * d.abs()
+
+
+def _log_logistic(x):
+    return F.logsigmoid(x) + F.logsigmoid(-x)
+
+
+def _coupling(x, mask, s_net, t_net):
+    x1 = x[:, mask]
+    s, t = s_net(x1), t_net(x1)
+    z = x.clone()
+    z[:, ~mask] = x[:, ~mask] * torch.exp(s) + t
+    return z, s.sum(1)
+
+
+def _coupling_mask_negated_in_place(x, mask, s_net, t_net):
+    """Right, but flips the caller's mask in place (the checker's reference must survive)."""
+    mask.logical_not_()  # now True = changed part
+    x1 = x[:, ~mask]
+    s, t = s_net(x1), t_net(x1)
+    z = x.clone()
+    z[:, mask] = x[:, mask] * torch.exp(s) + t
+    return z, s.sum(1)
+
+
+def _nll(flow, x):
+    z, ld = flow(x)
+    return -(standard_normal_log_prob(z) + ld).mean()
+
+
+def _sampler(inverse, n, dim, temperature, generator):
+    eps = torch.randn(n, dim, generator=generator, dtype=torch.float64)
+    return inverse(temperature * eps)[0]
+
+
+def _f32(fn):
+    def wrapped(*args):
+        out = fn(*args)
+        if isinstance(out, tuple):
+            return tuple(o.float() for o in out)
+        return out.float()
+
+    return wrapped
+
+
+def _polar(r, theta):
+    return r * torch.exp(-0.5 * r**2) / (2 * math.pi)
+
+
+#: (checker, student function, True if it must pass, a pattern of the printed line)
+SPECIFIC = [
+    (
+        "2.1 float32",
+        "check_density_neg_log_uniform",
+        _f32(_density_neg_log_uniform),
+        False,
+        "float64",
+    ),
+    ("2.1 float64", "check_density_neg_log_uniform", _density_neg_log_uniform, True, "passed"),
+    ("2.2 float32", "check_density_1d", _f32(_density_1d), False, "float64"),
+    ("2.2 float64", "check_density_1d", _density_1d, True, "passed"),
+    ("2.4 float32", "check_log_density_logistic", _f32(_log_logistic), False, "float64"),
+    ("2.4 float64", "check_log_density_logistic", _log_logistic, True, "passed"),
+    (
+        "3.1 float32",
+        "check_log_abs_det_jacobian",
+        _f32(changevar.log_abs_det_jacobian),
+        False,
+        "float64",
+    ),
+    ("3.1 float64", "check_log_abs_det_jacobian", changevar.log_abs_det_jacobian, True, "passed"),
+    (
+        "3.3 complex result",
+        "check_polar_density",
+        lambda r, t: _polar(r, t).to(torch.complex128),
+        False,
+        "complex",
+    ),
+    ("3.3 real result", "check_polar_density", _polar, True, "passed"),
+    ("4.1 float32", "check_coupling_forward", _f32(_coupling), False, "float64"),
+    ("4.1 float64", "check_coupling_forward", _coupling, True, "passed"),
+    (
+        "4.1 mask negated in place",
+        "check_coupling_forward",
+        _coupling_mask_negated_in_place,
+        True,
+        "passed",
+    ),
+    ("4.1 mask mutated, wrong", "check_coupling_forward", _mutate_inputs, False, "pair"),
+    ("5.2 float32", "check_nll_loss", lambda flow, x: _nll(flow, x).float(), False, "float64"),
+    ("5.2 float64", "check_nll_loss", _nll, True, "passed"),
+    (
+        "5.3 inf samples",
+        "check_sample_with_temperature",
+        lambda inv, n, d, t, g: torch.full((n, d), math.inf),
+        False,
+        "NaN or infinite",
+    ),
+    (
+        "5.3 NaN samples",
+        "check_sample_with_temperature",
+        lambda inv, n, d, t, g: torch.full((n, d), math.nan),
+        False,
+        "NaN or infinite",
+    ),
+    ("5.3 right", "check_sample_with_temperature", _sampler, True, "passed"),
+    (
+        "6.1 float16 answer",
+        "check_dequantize",
+        lambda x, g: ((x + torch.rand(x.shape, generator=g)) / 256).half(),
+        False,
+        "Exercise 6.1",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SPECIFIC, ids=[c[0] for c in SPECIFIC])
+def test_specific_answers_get_the_right_hint(case, capsys) -> None:
+    _, name, fn, should_pass, pattern = case
+    ok = getattr(checkers, name)(fn)
+    out = capsys.readouterr().out
+    assert ok is should_pass, out
+    assert pattern in out, out
+    if not should_pass:
+        assert out.startswith("❌"), out
+
+
+# ------------------------------------------------------------------ chapter, time limit
+
+CHECKER_ARGS = [
+    Bad(
+        "assert_all_passed(7): a chapter without exercises",
+        lambda: checkers.assert_all_passed(7),
+        ValueError,
+        r"^chapter: .*\[1, 2, 3, 4, 5, 6\].*7",
+    ),
+    Bad("assert_all_passed(0)", lambda: checkers.assert_all_passed(0), ValueError, r"^chapter: "),
+    Bad(
+        "assert_all_passed('x')", lambda: checkers.assert_all_passed("x"), ValueError, r"^chapter: "
+    ),
+    Bad(
+        "assert_all_passed(1.0)", lambda: checkers.assert_all_passed(1.0), ValueError, r"^chapter: "
+    ),
+    Bad(
+        "assert_all_passed(None)",
+        lambda: checkers.assert_all_passed(None),
+        ValueError,
+        r"^chapter: ",
+    ),
+    Bad("show_progress(9)", lambda: checkers.show_progress(9), ValueError, r"^chapter: "),
+    Bad("set_time_limit(0)", lambda: checkers.set_time_limit(0), ValueError, r"^seconds: "),
+    Bad("set_time_limit(-1)", lambda: checkers.set_time_limit(-1), ValueError, r"^seconds: "),
+    Bad(
+        "set_time_limit(inf)", lambda: checkers.set_time_limit(math.inf), ValueError, r"^seconds: "
+    ),
+    Bad("set_time_limit('5')", lambda: checkers.set_time_limit("5"), ValueError, r"^seconds: "),
+]
+
+
+@pytest.mark.parametrize("case", CHECKER_ARGS, ids=ids(CHECKER_ARGS))
+def test_checker_arguments(case: Bad) -> None:
+    assert_named_error(case)
+
+
+def test_chapter_given_as_digits() -> None:
+    ids_4 = _common.chapter_exercises(4)
+    assert _common.chapter_exercises("04") == _common.chapter_exercises("4") == ids_4
+    with pytest.raises(AssertionError, match="not passed"):
+        for e in ids_4:
+            _common.RESULTS.pop(e, None)
+        checkers.assert_all_passed("04")
+
+
+def _forever(*args):
+    while True:
+        pass
+
+
+def _sleep(*args):
+    time.sleep(3600)
+
+
+@pytest.mark.parametrize("fn", [_forever, _sleep], ids=["loop", "sleep"])
+def test_a_never_returning_function_is_stopped(fn, capsys) -> None:
+    checkers.set_time_limit(0.3)
+    start = time.perf_counter()
+    ok = checkers.check_peak_density(fn)
+    elapsed = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert ok is False and elapsed < 3.0
+    assert "did not return within 0.3 s" in out and "set_time_limit" in out
+
+
+def test_the_time_limit_works_outside_the_main_thread(capsys) -> None:
+    checkers.set_time_limit(0.3)
+    results: list[bool] = []
+    worker = threading.Thread(target=lambda: results.append(checkers.check_peak_density(_forever)))
+    start = time.perf_counter()
+    worker.start()
+    worker.join(10)
+    assert results == [False] and time.perf_counter() - start < 3.0
+    assert "did not return within" in capsys.readouterr().out
+    # no-grad of the caller reaches the student's code in the worker thread
+    seen: list[bool] = []
+
+    def record(*args):
+        seen.append(torch.is_grad_enabled())
+        return 1.0
+
+    def in_thread():
+        with torch.no_grad():
+            _common.call(record)
+
+    t = threading.Thread(target=in_thread)
+    t.start()
+    t.join(10)
+    assert seen == [False]
+
+
+def test_a_fast_function_is_not_disturbed(capsys) -> None:
+    checkers.set_time_limit(0.2)
+    assert checkers.check_peak_density(lambda: 1.0 / (3.0 * math.sqrt(2 * math.pi)))
+    time.sleep(0.4)  # the alarm is disarmed: nothing fires after the check
+    assert "passed" in capsys.readouterr().out
+
+
+def test_the_time_limit_works_inside_a_jupyter_kernel() -> None:
+    jupyter_client = pytest.importorskip("jupyter_client.manager")
+    km, kc = jupyter_client.start_new_kernel(kernel_name="python3")
+    try:
+        code = (
+            "import time\n"
+            "from coursekit import checkers\n"
+            "checkers.set_time_limit(0.5)\n"
+            "def forever():\n"
+            "    while True:\n"
+            "        pass\n"
+            "t = time.perf_counter()\n"
+            "ok = checkers.check_peak_density(forever)\n"
+            "print('RESULT', ok, time.perf_counter() - t < 3.0)\n"
+        )
+        texts: list[str] = []
+
+        def hook(msg):
+            if msg["msg_type"] == "stream":
+                texts.append(msg["content"]["text"])
+
+        reply = kc.execute_interactive(code, timeout=60, output_hook=hook)
+        out = "".join(texts)
+        assert reply["content"]["status"] == "ok", out
+        assert "did not return within 0.5 s" in out and "RESULT False True" in out, out
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
