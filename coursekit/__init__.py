@@ -38,7 +38,8 @@ Modules:
 * :mod:`coursekit.changevar`: change of variable by autograd (eq. 5–11).
 * :mod:`coursekit.maps1d`: 1-D bijections with the exact law of ``f(X)`` (notebook 02).
 * :mod:`coursekit.datasets`: :mod:`~coursekit.datasets.toy` (2-D distributions),
-  :mod:`~coursekit.datasets.mnist` (MNIST loader).
+  :mod:`~coursekit.datasets.mnist` (MNIST loader; its IDX files in
+  :mod:`~coursekit.datasets.idx`).
 * :mod:`coursekit.metrics`: NLL, bits/dim, KL.
 * :mod:`coursekit.training`: ``fit``, the one training loop;
   :mod:`coursekit.training_state` (``History``, ``FitState``, ``Callback``);
@@ -62,7 +63,8 @@ Modules:
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
   :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_train`,
   :mod:`~coursekit.checkers.ch07`), on :mod:`~coursekit.checkers._common` and
-  :mod:`~coursekit.checkers._inputs`;
+  :mod:`~coursekit.checkers._inputs` and
+  :mod:`~coursekit.checkers._time_limit`;
   :mod:`coursekit.exercises` (builds the exercise notebooks).
 * :mod:`coursekit.notebook_tools` (refreshes stored outputs), :mod:`coursekit.device`
   (device choice, machine description), :mod:`coursekit._files` (atomic writes),

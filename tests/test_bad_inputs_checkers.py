@@ -241,10 +241,10 @@ def test_specific_answers_get_the_right_hint(case, capsys) -> None:
 
 CHECKER_ARGS = [
     Bad(
-        "assert_all_passed(7): a chapter without exercises",
-        lambda: checkers.assert_all_passed(7),
+        "assert_all_passed(9): a chapter without exercises",
+        lambda: checkers.assert_all_passed(9),
         ValueError,
-        r"^chapter: .*\[1, 2, 3, 4, 5, 6\].*7",
+        r"^chapter: .*\[1, 2, 3, 4, 5, 6, 7\].*9",
     ),
     Bad("assert_all_passed(0)", lambda: checkers.assert_all_passed(0), ValueError, r"^chapter: "),
     Bad(

@@ -22,17 +22,16 @@ itself is printed as one line.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
-import signal
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from coursekit.checkers._time_limit import TimeLimitReached, run_limited
 
 #: exercise id ("4.2") -> title, for every checker defined (filled at import time).
 EXERCISES: dict[str, str] = {}
@@ -58,11 +57,6 @@ class StudentTimeout(Hint):
     """The student's code ran longer than :data:`TIME_LIMIT` seconds and was stopped."""
 
 
-class _TimeLimit(BaseException):
-    """Raised inside the student's code when its time is up (a BaseException, so that a
-    student's ``except Exception`` cannot swallow it)."""
-
-
 #: seconds one call of a student function may run before the checker stops it.
 TIME_LIMIT: float = 60.0
 
@@ -82,60 +76,6 @@ def set_time_limit(seconds: float) -> None:
     TIME_LIMIT = float(seconds)
 
 
-def _alarm_handler(signum: int, frame: object) -> None:
-    raise _TimeLimit
-
-
-def _run_with_alarm(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
-    """Main thread (a script, pytest, a Jupyter kernel): SIGALRM interrupts ``fn`` itself.
-
-    After the limit the timer repeats every 0.25 s, so that code which catches one
-    interruption with a bare ``except:`` still gets the next ones.
-    """
-    previous = signal.signal(signal.SIGALRM, _alarm_handler)
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, limit, 0.25)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if old_delay > 0:
-            signal.setitimer(signal.ITIMER_REAL, old_delay, old_interval)
-
-
-def _run_in_thread(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
-    """Elsewhere (no SIGALRM, or not the main thread): run ``fn`` in a worker thread, and
-    when time is up raise :class:`_TimeLimit` inside it (between two Python bytecodes)."""
-    out: dict[str, Any] = {}
-    grad = torch.is_grad_enabled()
-
-    def target() -> None:
-        try:
-            with torch.set_grad_enabled(grad):
-                out["value"] = fn(*args, **kwargs)
-        except BaseException as err:  # noqa: BLE001 - handed back to the caller below
-            out["error"] = err
-
-    worker = threading.Thread(target=target, daemon=True, name="coursekit-student-code")
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(worker.ident or 0), ctypes.py_object(_TimeLimit)
-        )
-        worker.join(1.0)
-        raise _TimeLimit
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
-
-
-def _run_limited(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        return _run_with_alarm(fn, args, kwargs, limit)
-    return _run_in_thread(fn, args, kwargs, limit)
-
-
 def _one_line(text: str, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -147,8 +87,8 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise Hint(f"expected a function, got {type(fn).__name__}")
     limit = TIME_LIMIT
     try:
-        return _run_limited(fn, args, kwargs, limit)
-    except _TimeLimit:
+        return run_limited(fn, args, kwargs, limit)
+    except TimeLimitReached:
         raise StudentTimeout(
             f"your function did not return within {limit:g} s and was stopped (an endless "
             "loop, or far more work than needed?); if it really needs longer, call "

