@@ -34,6 +34,7 @@ Modules:
   :mod:`~coursekit.flows.multiscale` (one scale of the multi-scale architecture),
   :mod:`~coursekit.flows.image` (``ImageRealNVP``),
   :mod:`~coursekit.flows.preprocessing` (dequantization, logit, bits/dim of images),
+  :mod:`~coursekit.flows.importance` (importance-weighted bits/dim, ``K`` dequantization draws),
   :mod:`~coursekit.flows.checkpoint` (saving, loading, ``CheckpointError``).
 * :mod:`coursekit.changevar`: change of variable by autograd (eq. 5–11).
 * :mod:`coursekit.maps1d`: 1-D bijections with the exact law of ``f(X)`` (notebook 02).

@@ -30,6 +30,10 @@ from coursekit.flows.image_coupling import (
     squeeze,
     unsqueeze,
 )
+from coursekit.flows.importance import (
+    importance_weighted_bits_per_dim,
+    importance_weighted_log_prob,
+)
 from coursekit.flows.multiscale import MultiScaleLevel
 from coursekit.flows.nets import ConvConditioner, mlp
 from coursekit.flows.preprocessing import (
@@ -70,6 +74,8 @@ __all__ = [
     "checkerboard_mask",
     "dequantize",
     "image_bits_per_dim",
+    "importance_weighted_bits_per_dim",
+    "importance_weighted_log_prob",
     "squeeze",
     "unsqueeze",
     "mlp",
