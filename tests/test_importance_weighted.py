@@ -19,7 +19,12 @@ LEVELS = 4  # few levels: wide dequantization cells, so the density varies insid
 
 def tiny_model() -> ImageRealNVP:
     model = ImageRealNVP(
-        image_shape=(1, 4, 4), n_scales=2, hidden=8, n_blocks=1, n_checker=2, n_channel=2,
+        image_shape=(1, 4, 4),
+        n_scales=2,
+        hidden=8,
+        n_blocks=1,
+        n_checker=2,
+        n_channel=2,
         n_final=2,
     ).double()
     g = torch.Generator().manual_seed(0)
@@ -48,7 +53,11 @@ def test_equals_a_direct_logsumexp_of_the_draws():
     model, k = tiny_model(), images(10)
     n_samples = 5
     got = importance_weighted_log_prob(
-        model, k, n_samples, batch_size=4, generator=torch.Generator().manual_seed(5),
+        model,
+        k,
+        n_samples,
+        batch_size=4,
+        generator=torch.Generator().manual_seed(5),
         levels=LEVELS,
     )
     # the same draws, in the same order: per batch of 4, K draws of the whole batch
@@ -71,7 +80,11 @@ def test_equals_a_direct_logsumexp_of_the_draws():
     assert got.dtype == torch.float64 and got.shape == (10,)
     assert torch.allclose(got, torch.cat(expected), rtol=0, atol=1e-10)
     bpd = importance_weighted_bits_per_dim(
-        model, k, n_samples, batch_size=4, generator=torch.Generator().manual_seed(5),
+        model,
+        k,
+        n_samples,
+        batch_size=4,
+        generator=torch.Generator().manual_seed(5),
         levels=LEVELS,
     )
     d = 16
@@ -82,7 +95,11 @@ def test_non_increasing_with_the_number_of_samples():
     model, k = tiny_model(), images(200, seed=2)
     bpd = {
         n: importance_weighted_bits_per_dim(
-            model, k, n, batch_size=100, generator=torch.Generator().manual_seed(11),
+            model,
+            k,
+            n,
+            batch_size=100,
+            generator=torch.Generator().manual_seed(11),
             levels=LEVELS,
         )
         for n in (1, 4, 16)
