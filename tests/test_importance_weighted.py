@@ -123,3 +123,40 @@ def test_restores_training_mode_and_checks_its_arguments():
         importance_weighted_bits_per_dim(model, [[0, 1]], 2)
     with pytest.raises(ValueError, match="generator"):
         importance_weighted_log_prob(model, k, 2, generator=0)
+
+
+def test_the_benchmark_script_on_three_images(tmp_path, monkeypatch):
+    """benchmarks/iw_bits_per_dim.py on 3 synthetic images: its K = 1 figure is
+    image_bits_per_dim's with the same seed, and the paired difference is recorded."""
+    import importlib
+    import json
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from coursekit.pretrained import load_pretrained_mnist
+
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        bench = importlib.import_module("iw_bits_per_dim")
+    finally:
+        sys.path.remove(folder)
+    k = torch.randint(0, 256, (3, 1, 28, 28), generator=torch.Generator().manual_seed(0))
+    k = k.to(torch.uint8)
+    monkeypatch.setattr(
+        bench, "load_mnist", lambda split: SimpleNamespace(images=k, source="synthetic")
+    )
+    out = tmp_path / "iw.json"
+    threads = torch.get_num_threads()
+    try:
+        bench.main(["--ks", "1", "2", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)  # the script runs on one thread
+    result = json.loads(out.read_text())
+    assert result["n_images"] == 3 and [r["K"] for r in result["runs"]] == [1, 2]
+    single = image_bits_per_dim(
+        load_pretrained_mnist(), k, generator=torch.Generator().manual_seed(bench.SEED)
+    )
+    assert abs(result["runs"][0]["bits_per_dim"] - single) < 1e-9
+    assert math.isfinite(result["runs"][1]["minus_K1"])
