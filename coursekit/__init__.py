@@ -8,6 +8,7 @@ Equation → code (slide equation, what, function and file in coursekit); each i
 | eq. | what | function | file |
 |---|---|---|---|
 | (1) | KL(p ‖ p_θ), Monte Carlo | metrics.kl_to_target | metrics.py |
+| (1) | the same with its standard error | metrics.kl_with_se | metrics.py |
 | (2)–(4) | negative log-likelihood L(θ) | metrics.nll | metrics.py |
 | (4) | minimising L(θ) with Adam | training.fit | training.py |
 | (5)–(9) | density of Z = f(X), 1-D | changevar.pushforward_log_prob | changevar.py |
