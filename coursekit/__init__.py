@@ -63,8 +63,9 @@ Modules:
   :mod:`~coursekit.checkers.ch06` (:mod:`~coursekit.checkers.ch02`,
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
   :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_train`,
-  :mod:`~coursekit.checkers.ch07`), on :mod:`~coursekit.checkers._common` and
-  :mod:`~coursekit.checkers._inputs` and
+  :mod:`~coursekit.checkers.ch07`), on :mod:`~coursekit.checkers._common`,
+  :mod:`~coursekit.checkers._inputs`,
+  :mod:`~coursekit.checkers._sections` (where each exercise's idea is taught) and
   :mod:`~coursekit.checkers._time_limit`;
   :mod:`coursekit.exercises` (builds the exercise notebooks).
 * :mod:`coursekit.notebook_tools` (refreshes stored outputs), :mod:`coursekit.device`
