@@ -12,7 +12,7 @@ for a budget of **CPU time of the process** (``fit(..., clock=time.process_time)
 torch thread, so a shared machine's load does not shrink anyone's budget. After training:
 
 * ``KL(p ‖ p_θ)`` on 20,000 fresh target samples, the same for every model of a seed
-  (:func:`coursekit.practice.kl_estimate`, with its Monte Carlo standard error);
+  (:func:`coursekit.practice.kl_with_se`, with its Monte Carlo standard error);
 * on the 4 modes, the gap mass: the share of 50,000 model samples that land between the
   modes where the true density is below 1 % of its peak (:func:`coursekit.practice.gap_mass`),
   and the same share for 50,000 samples of the truth.
@@ -44,7 +44,7 @@ from coursekit.practice import (
     FLOW_NAMES,
     build_flow,
     gap_mass,
-    kl_estimate,
+    kl_with_se,
     parameter_count,
     summarise_runs,
 )
@@ -110,7 +110,7 @@ def run_one(
         clock=time.process_time,
         **{k: v for k, v in recipe.items() if k != "steps"},
     )
-    kl = kl_estimate(
+    kl = kl_with_se(
         model, target, n=kl_samples, generator=torch.Generator().manual_seed(10_000 + seed)
     )
     row: dict[str, object] = {

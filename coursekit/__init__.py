@@ -8,6 +8,7 @@ Equation → code (slide equation, what, function and file in coursekit); each i
 | eq. | what | function | file |
 |---|---|---|---|
 | (1) | KL(p ‖ p_θ), Monte Carlo | metrics.kl_to_target | metrics.py |
+| (1) | the same with its standard error | metrics.kl_with_se | metrics.py |
 | (2)–(4) | negative log-likelihood L(θ) | metrics.nll | metrics.py |
 | (4) | minimising L(θ) with Adam | training.fit | training.py |
 | (5)–(9) | density of Z = f(X), 1-D | changevar.pushforward_log_prob | changevar.py |
@@ -63,8 +64,9 @@ Modules:
   :mod:`~coursekit.checkers.ch06` (:mod:`~coursekit.checkers.ch02`,
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
   :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_train`,
-  :mod:`~coursekit.checkers.ch07`), on :mod:`~coursekit.checkers._common` and
-  :mod:`~coursekit.checkers._inputs` and
+  :mod:`~coursekit.checkers.ch07`), on :mod:`~coursekit.checkers._common`,
+  :mod:`~coursekit.checkers._inputs`,
+  :mod:`~coursekit.checkers._sections` (where each exercise's idea is taught) and
   :mod:`~coursekit.checkers._time_limit`;
   :mod:`coursekit.exercises` (builds the exercise notebooks).
 * :mod:`coursekit.notebook_tools` (refreshes stored outputs), :mod:`coursekit.device`

@@ -21,8 +21,7 @@ import contextlib
 import math
 import time
 import types
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -30,73 +29,18 @@ from torch import Tensor
 from coursekit._validation import check_positive_int, check_tensor
 from coursekit.datasets import MODE_CENTRES, four_modes
 from coursekit.grid import make_grid
+from coursekit.metrics import (  # noqa: F401 (the notebooks read them from here too)
+    Estimate,
+    kl_with_se,
+    log_ratio_samples,
+    mean_and_se,
+)
 
 #: half-width of the square spanned by the four centres (±2, ±2)
 GAP_HALF_WIDTH = 2.0
 #: radius of the disc around each centre left out of the gap region: 3σ with σ = 0.5
 GAP_RADIUS = 1.5
 _LOG_2PI = math.log(2 * math.pi)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A Monte Carlo estimate: ``mean`` and its standard error ``se`` from ``n`` draws."""
-
-    mean: float
-    se: float
-    n: int
-
-    def __str__(self) -> str:
-        return f"{self.mean:.4f} ± {self.se:.4f}"
-
-
-def mean_and_se(values: Sequence[float] | Tensor) -> Estimate:
-    """Mean and standard error ``s / √n`` (``s``: sample standard deviation) of ``values``.
-
-    Used for per-seed results (``n`` = number of seeds) and for paired differences.
-    """
-    v = torch.as_tensor(values, dtype=torch.float64).flatten()
-    if v.numel() < 2:
-        raise ValueError(f"values: expected at least 2 numbers, got {v.numel()}")
-    return Estimate(float(v.mean()), float(v.std() / math.sqrt(v.numel())), v.numel())
-
-
-@torch.no_grad()
-def log_ratio_samples(
-    model: object,
-    target: object,
-    n: int = 20_000,
-    generator: torch.Generator | None = None,
-    batch_size: int = 10_000,
-) -> Tensor:
-    """``d_i = log p(x_i) − log p_θ(x_i)`` for ``n`` samples ``x_i ~ target``; (n,) float64.
-
-    ``model`` needs ``log_prob`` (evaluated in its parameters' dtype); ``target`` needs
-    ``sample(n, generator=...)`` and an exact ``log_prob``.
-    """
-    n = check_positive_int(n, "n")
-    param = next(iter(getattr(model, "parameters", lambda: iter(()))()), None)
-    dtype = param.dtype if param is not None else torch.float64
-    out = []
-    done = 0
-    while done < n:
-        m = min(batch_size, n - done)
-        x = target.sample(m, generator=generator).to(torch.float64)
-        diff = target.log_prob(x) - model.log_prob(x.to(dtype)).double()
-        out.append(diff)
-        done += m
-    return torch.cat(out)
-
-
-def kl_with_se(
-    model: object,
-    target: object,
-    n: int = 20_000,
-    generator: torch.Generator | None = None,
-) -> Estimate:
-    """Monte Carlo ``KL(p ‖ p_θ)`` in nats (eq. 1) with its standard error ``std(d)/√n``."""
-    d = log_ratio_samples(model, target, n=n, generator=generator)
-    return Estimate(float(d.mean()), float(d.std() / math.sqrt(d.numel())), d.numel())
 
 
 class NoisyFourModes:

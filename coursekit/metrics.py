@@ -7,6 +7,8 @@ Each is written once here; :func:`coursekit.training.fit` minimises :func:`nll` 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -58,7 +60,72 @@ def bits_per_dim(log_prob: Tensor, num_dims: int, *, levels: float) -> Tensor:
     return -log_prob_v.mean() / (num_dims * math.log(2))
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte Carlo mean with its standard error ``s / √n`` over ``n`` draws (or seeds)."""
+
+    mean: float
+    se: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4f} ± {self.se:.4f}"
+
+
+def mean_and_se(values: Sequence[float] | Tensor) -> Estimate:
+    """Mean and standard error ``s / √n`` (``s``: sample standard deviation, ``n − 1``) of
+    ``values``: per-draw log-ratios, per-seed results or paired differences."""
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if v.numel() < 2:
+        raise ValueError(f"values: expected at least 2 numbers, got {v.numel()}")
+    return Estimate(float(v.mean()), float(v.std() / math.sqrt(v.numel())), v.numel())
+
+
 @torch.no_grad()
+def log_ratio_samples(
+    model: HasLogProb,
+    target: Target,
+    n: int = 20_000,
+    generator: torch.Generator | None = None,
+    batch_size: int = 10_000,
+) -> Tensor:
+    """``d_i = log p(x_i) − log p_θ(x_i)`` for ``n`` draws ``x_i ~ p`` (``target``); (n,) float64.
+
+    Their mean is the Monte Carlo estimate of ``KL(p ‖ p_θ)`` (eq. 1). Each ``x_i`` is cast to
+    the model's dtype and device; both densities are evaluated at that same point (the truth
+    in float64). ``target`` needs ``sample(n, generator=...)`` and an exact ``log_prob``; the
+    same generator state gives the same draws, so two models can be compared point by point.
+    """
+    n = check_positive_int(n, "n")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not getattr(target, "has_log_prob", True) or not callable(getattr(target, "log_prob", None)):
+        raise ValueError(f"target: expected a distribution with an exact log_prob, got {target!r}")
+    param = next(iter(getattr(model, "parameters", lambda: iter(()))()), None)
+    dtype = param.dtype if param is not None else torch.float64
+    device = param.device if param is not None else torch.device("cpu")
+    out = []
+    done = 0
+    while done < n:
+        m = min(batch_size, n - done)
+        x = target.sample(m, generator=generator).to(device=device, dtype=dtype)
+        truth = target.log_prob(x.double().cpu()).double()
+        out.append(truth - model.log_prob(x).double().cpu())
+        done += m
+    return torch.cat(out)
+
+
+def kl_with_se(
+    model: HasLogProb,
+    target: Target,
+    n: int = 20_000,
+    generator: torch.Generator | None = None,
+    batch_size: int = 10_000,
+) -> Estimate:
+    """Monte Carlo ``KL(p ‖ p_θ) = E_p[log p(x) − log p_θ(x)]`` in nats (eq. 1) with its
+    standard error ``std(d) / √n`` over the ``n`` log-ratios of :func:`log_ratio_samples`."""
+    return mean_and_se(log_ratio_samples(model, target, n, generator, batch_size))
+
+
 def kl_to_target(
     model: HasLogProb,
     target: Target,
@@ -66,23 +133,6 @@ def kl_to_target(
     generator: torch.Generator | None = None,
     batch_size: int = 10_000,
 ) -> float:
-    """Monte Carlo estimate of ``KL(p ‖ p_θ) = E_p[log p(x) − log p_θ(x)]`` in nats (eq. 1).
-
-    Draws ``n`` fresh samples from ``target`` (which must have an exact ``log_prob``) and
-    evaluates both densities in the model's dtype.
-    """
-    n = check_positive_int(n, "n")
-    if not getattr(target, "has_log_prob", True):
-        raise ValueError(f"target: expected a distribution with an exact log_prob, got {target!r}")
-    param = next(iter(getattr(model, "parameters", lambda: iter(()))()), None)
-    dtype = param.dtype if param is not None else torch.float64
-    device = param.device if param is not None else torch.device("cpu")
-    total = 0.0
-    done = 0
-    while done < n:
-        m = min(batch_size, n - done)
-        x = target.sample(m, generator=generator).to(device=device, dtype=dtype)
-        diff = target.log_prob(x.double()).to(dtype) - model.log_prob(x)
-        total += float(diff.double().sum())
-        done += m
-    return total / n
+    """Monte Carlo estimate of ``KL(p ‖ p_θ)`` in nats (eq. 1): the mean of
+    :func:`log_ratio_samples` (:func:`kl_with_se` adds its standard error)."""
+    return float(log_ratio_samples(model, target, n, generator, batch_size).mean())

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from coursekit._validation import check_positive_float, check_positive_int, check_tensor
 from coursekit.flows import RealNVP
+from coursekit.metrics import Estimate, kl_with_se, mean_and_se  # noqa: F401 (kl_with_se: the KL of notebook 07)
 
 #: The four flows that notebook 07 compares, by display name.
 FLOW_NAMES: tuple[str, ...] = ("course RealNVP", "zuko RealNVP", "zuko MAF", "zuko NSF")
@@ -129,58 +129,6 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-@dataclass(frozen=True)
-class MonteCarloEstimate:
-    """A Monte Carlo mean with its standard error ``s/√n`` over ``n`` draws."""
-
-    mean: float
-    se: float
-    n: int
-
-    def __str__(self) -> str:
-        return f"{self.mean:.4f} ± {self.se:.4f}"
-
-
-def _mean_se(values: Tensor) -> MonteCarloEstimate:
-    values = values.double()
-    n = values.numel()
-    se = float(values.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.inf
-    return MonteCarloEstimate(float(values.mean()), se, n)
-
-
-@torch.no_grad()
-def kl_estimate(
-    model: nn.Module,
-    target: object,
-    n: int = 20_000,
-    generator: torch.Generator | None = None,
-    batch_size: int = 10_000,
-) -> MonteCarloEstimate:
-    """``KL(p ‖ p_θ) = E_p[log p(x) − log p_θ(x)]`` (eq. 1) in nats, with its standard error.
-
-    Draws ``n`` points from ``target`` (which needs an exact ``log_prob``), evaluates the
-    model in its own dtype and the truth in float64; the estimate is the mean of the ``n``
-    differences and its standard error their standard deviation over ``√n``. The mean is
-    what :func:`coursekit.metrics.kl_to_target` returns for the same draws.
-    """
-    n = check_positive_int(n, "n")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if not getattr(target, "has_log_prob", True) or not callable(getattr(target, "log_prob", None)):
-        raise ValueError(f"target: expected a distribution with an exact log_prob, got {target!r}")
-    param = next(iter(model.parameters()), None)
-    dtype = param.dtype if param is not None else torch.float64
-    device = param.device if param is not None else torch.device("cpu")
-    diffs = []
-    done = 0
-    while done < n:
-        m = min(batch_size, n - done)
-        x = target.sample(m, generator=generator).to(device=device, dtype=dtype)
-        truth = target.log_prob(x.double())
-        diffs.append(truth - model.log_prob(x).double().cpu())
-        done += m
-    return _mean_se(torch.cat(diffs))
-
-
 def gap_region(x: Tensor, target: object, threshold: float, half_width: float) -> Tensor:
     """Boolean mask (batch,) of the points of ``x`` (batch, 2) in the gaps of ``target``:
 
@@ -197,24 +145,26 @@ def gap_region(x: Tensor, target: object, threshold: float, half_width: float) -
     return inside & low
 
 
-def gap_mass(x: Tensor, target: object, threshold: float, half_width: float) -> MonteCarloEstimate:
+def gap_mass(x: Tensor, target: object, threshold: float, half_width: float) -> Estimate:
     """Probability mass in the gaps, ``P(X ∈ G)`` (see :func:`gap_region`), estimated from
     draws ``x`` (batch, 2) of the distribution being measured (a model's samples, or the
     target's for the true mass); the standard error is that of a
     Bernoulli mean, ``≈ √(m(1 − m)/n)``."""
-    return _mean_se(gap_region(x, target, threshold, half_width).double())
+    return mean_and_se(gap_region(x, target, threshold, half_width).double())
 
 
-def summarise(values: list[float]) -> MonteCarloEstimate:
+def summarise(values: list[float]) -> Estimate:
     """Mean and standard error ``s/√k`` of ``k`` per-seed figures (e.g. KLs over seeds)."""
     if not values:
         raise ValueError("values: expected at least one figure, got none")
-    return _mean_se(torch.tensor(values, dtype=torch.float64))
+    if len(values) == 1:
+        return Estimate(float(values[0]), math.inf, 1)
+    return mean_and_se(values)
 
 
 def summarise_runs(
     runs: list[dict[str, object]], by: tuple[str, ...], value: str
-) -> dict[tuple[object, ...], MonteCarloEstimate]:
+) -> dict[tuple[object, ...], Estimate]:
     """Group benchmark rows (dicts) by the fields ``by`` and summarise ``row[value]`` over
     each group's seeds with :func:`summarise` (mean ± standard error); groups keep the order
     in which they first appear."""

@@ -17,12 +17,12 @@ from coursekit.grid import integrate_on_grid, make_grid
 from coursekit.metrics import kl_to_target
 from coursekit.practice import (
     FLOW_NAMES,
-    MonteCarloEstimate,
+    Estimate,
     ZukoDensity,
     build_flow,
     gap_mass,
     gap_region,
-    kl_estimate,
+    kl_with_se,
     parameter_count,
     summarise,
     summarise_runs,
@@ -124,7 +124,7 @@ def test_bad_arguments_name_the_argument() -> None:
     with pytest.raises(ValueError, match="x"):
         ZukoDensity(zuko.flows.MAF(2)).log_prob(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="target"):
-        kl_estimate(build_flow("zuko MAF"), object())
+        kl_with_se(build_flow("zuko MAF"), object())
     with pytest.raises(ValueError, match="threshold"):
         gap_region(torch.zeros(2, 2), four_modes(), threshold=-1.0, half_width=2.0)
     with pytest.raises(ValueError, match="values"):
@@ -143,19 +143,19 @@ class TargetAsModel(nn.Module):
         return self.target.log_prob(x - self.shift)
 
 
-def test_kl_estimate_is_zero_for_the_truth_and_matches_kl_to_target() -> None:
+def test_kl_with_se_is_zero_for_the_truth_and_matches_kl_to_target() -> None:
     target = four_modes()
-    exact = kl_estimate(TargetAsModel(target), target, n=5_000, generator=torch.Generator())
+    exact = kl_with_se(TargetAsModel(target), target, n=5_000, generator=torch.Generator())
     assert exact.mean == 0.0 and exact.se == 0.0 and exact.n == 5_000
     model = TargetAsModel(target, shift=0.3)
-    est = kl_estimate(model, target, n=5_000, generator=torch.Generator().manual_seed(0))
+    est = kl_with_se(model, target, n=5_000, generator=torch.Generator().manual_seed(0))
     ref = kl_to_target(model, target, n=5_000, generator=torch.Generator().manual_seed(0))
     assert abs(est.mean - ref) < 1e-10
     x = target.sample(5_000, generator=torch.Generator().manual_seed(0))
     diffs = target.log_prob(x) - model.log_prob(x).detach()
     assert abs(est.se - float(diffs.std()) / math.sqrt(5_000)) < 1e-12
     # in batches too (the draws then differ from one batch of 5,000: compare like with like)
-    again = kl_estimate(
+    again = kl_with_se(
         model, target, n=5_000, generator=torch.Generator().manual_seed(0), batch_size=999
     )
     ref = kl_to_target(
@@ -164,11 +164,11 @@ def test_kl_estimate_is_zero_for_the_truth_and_matches_kl_to_target() -> None:
     assert abs(again.mean - ref) < 1e-10
 
 
-def test_kl_estimate_of_a_shifted_gaussian_matches_the_closed_form() -> None:
+def test_kl_with_se_of_a_shifted_gaussian_matches_the_closed_form() -> None:
     """KL(N(0, σ²I) ‖ N(δ, σ²I)) = |δ|²/(2σ²): within 4 standard errors."""
     target = modes(1)  # N(0, 0.25 I)
     delta = 0.4
-    est = kl_estimate(
+    est = kl_with_se(
         TargetAsModel(target, shift=delta), target, n=20_000, generator=torch.Generator()
     )
     closed = 2 * delta**2 / (2 * 0.25)
@@ -201,7 +201,7 @@ def test_gap_region_and_mass_of_the_truth() -> None:
 
 def test_summarise_is_mean_and_standard_error() -> None:
     s = summarise([1.0, 2.0, 3.0, 4.0])
-    assert isinstance(s, MonteCarloEstimate)
+    assert isinstance(s, Estimate)
     assert s.mean == 2.5 and abs(s.se - math.sqrt(5 / 3) / 2) < 1e-12 and s.n == 4
     assert str(s) == "2.5000 ± 0.6455"
     assert summarise([1.0]).se == math.inf

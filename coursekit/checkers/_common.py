@@ -5,9 +5,13 @@ body calls the student's code through :func:`call` and raises :class:`Hint` with
 specific message when the answer is wrong; the decorator turns that into one printed line:
 
 * ``✅ Exercise 4.2 passed: …``                      (returns True)
-* ``❌ Exercise 4.2: <hint>``                         (returns False)
+* ``❌ Exercise 4.2: <hint> (see notebook 04, section '…')``   (returns False)
 * ``Exercise 4.2: not done yet — …``                 (the exercise still raises
   ``NotImplementedError``; returns False)
+
+Every ❌ line and the "not done yet" line point to the lecture notebook and section that
+teach the idea (the table :data:`coursekit.checkers._sections.SECTIONS`); a hint that already
+names a notebook keeps its own pointer.
 
 Results are recorded per exercise so that :func:`show_progress` can print a summary and
 :func:`assert_all_passed` can fail the solution notebooks when a reference solution breaks.
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from coursekit.checkers._sections import pointer, with_pointer
 from coursekit.checkers._time_limit import TimeLimitReached, run_limited
 
 #: exercise id ("4.2") -> title, for every checker defined (filled at import time).
@@ -113,14 +118,18 @@ def checker(exercise: str, title: str) -> Callable[[Callable[..., str]], Callabl
                 message = body(*args, **kwargs)
             except NotDone:
                 status = "not done"
+                where = pointer(exercise)
                 print(
                     f"Exercise {exercise}: not done yet — {title}. Replace the line "
                     "`raise NotImplementedError(...)` with your code and re-run the cell."
+                    + (f" The idea: {where}." if where else "")
                 )
             except StudentError as err:
-                print(f"❌ Exercise {exercise}: your code raised {err}")
+                print(
+                    f"❌ Exercise {exercise}: {with_pointer(exercise, f'your code raised {err}')}"
+                )
             except StudentTimeout as err:
-                print(f"❌ Exercise {exercise}: {_one_line(err, 400)}")
+                print(f"❌ Exercise {exercise}: {with_pointer(exercise, _one_line(err, 400))}")
             except Hint as err:
                 hint = _one_line(err, 400)
                 if _LOW_PRECISION:
@@ -130,12 +139,13 @@ def checker(exercise: str, title: str) -> Callable[[Callable[..., str]], Callabl
                         "are float64: avoid .float() and dtype=torch.float32). If it is still "
                         f"wrong in float64: {hint}"
                     )
-                print(f"❌ Exercise {exercise}: {hint}")
+                print(f"❌ Exercise {exercise}: {with_pointer(exercise, hint)}")
             except Exception as err:  # a checker never raises, whatever the answer
                 print(
                     f"❌ Exercise {exercise}: the checker could not evaluate your answer "
                     f"({type(err).__name__}: {_one_line(err)}); check the type and shape "
                     "of what your function returns"
+                    + (f" ({pointer(exercise)})" if pointer(exercise) else "")
                 )
             else:
                 ok, status = True, "passed"

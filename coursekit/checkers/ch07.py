@@ -17,6 +17,7 @@ from coursekit.flows import standard_normal_log_prob
 from coursekit.practice import gap_region, summarise
 
 _NB = "notebook 07"
+_SECTION_1 = "section 'A zuko flow, read with the course's vocabulary'"
 
 
 def random_zuko_flow(name: str = "NSF", dim: int = 2, seed: int = 0) -> Any:
@@ -52,7 +53,7 @@ def check_zuko_log_prob(fn: Callable) -> str:
             if close(got, want - ladj, rtol=1e-9, atol=1e-9):
                 raise Hint(
                     "the Jacobian term is missing: add dist.transform.log_abs_det_jacobian(x, z) "
-                    f"(eq 14; see {_NB}, section 'A zuko flow, read with the course's vocabulary')"
+                    f"(eq 14; see {_NB}, {_SECTION_1})"
                 )
             if close(got, want - 2 * ladj, rtol=1e-9, atol=1e-9):
                 raise Hint("sign of the log-det: log p(x) = log p_Z(f(x)) + log|det J_f(x)|")
@@ -63,7 +64,7 @@ def check_zuko_log_prob(fn: Callable) -> str:
             if close(got, wrong_way, rtol=1e-9, atol=1e-9):
                 raise Hint(
                     "wrong direction: zuko's dist.transform already maps data to noise (x → z), "
-                    f"like the course's f; do not invert it ({_NB}, section 1)"
+                    f"like the course's f; do not invert it ({_NB}, {_SECTION_1})"
                 )
         raise Hint(
             f"wrong value for zuko's {name} in {dim}-D: z = dist.transform(x), then "
@@ -86,7 +87,7 @@ def check_zuko_sample(fn: Callable) -> str:
             if close(got, dist.transform(eps), rtol=1e-9, atol=1e-9):
                 raise Hint(
                     "wrong direction: dist.transform maps data to noise; samples need its "
-                    f"inverse, dist.transform.inv ({_NB}, 'Sampling is the inverse')"
+                    f"inverse, dist.transform.inv ({_NB}, {_SECTION_1})"
                 )
             if close(got, eps, rtol=1e-9, atol=1e-9):
                 raise Hint("you returned the noise itself: push it through the inverse transform")
