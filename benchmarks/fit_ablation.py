@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 import torch
 
 from coursekit.datasets import four_modes
-from coursekit.experiments import cpu_time_budget, log_ratio_samples, mean_and_se
+from coursekit.experiments import log_ratio_samples, mean_and_se
 from coursekit.flows import RealNVP
 from coursekit.training import TrainingDivergedError, fit, seed_everything
 
@@ -85,10 +85,16 @@ def run(variant: str, seed: int, seconds: float) -> dict:
         if kw.pop("loop", None) == "torch":
             steps = torch_adam_loop(model, target, seconds, seed)
         else:
-            with cpu_time_budget():
-                steps = fit(
-                    model, target, steps=10**7, max_seconds=seconds, seed=seed, progress=False, **kw
-                ).steps
+            steps = fit(
+                model,
+                target,
+                steps=10**7,
+                max_seconds=seconds,
+                seed=seed,
+                progress=False,
+                clock=time.process_time,
+                **kw,
+            ).steps
     except TrainingDivergedError:
         return {"variant": variant, "seed": seed, "diverged": True}
     cpu = time.process_time() - cpu0

@@ -1,8 +1,8 @@
 """Measuring a density model against the truth: KL with its Monte Carlo standard error, the
 4-mode problem embedded in ``D`` dimensions, the mass in the gap between the modes, the cost
-of a grid normaliser, and CPU-time training budgets.
+of a grid normaliser. (CPU-time training budgets: ``fit(..., clock=time.process_time)``.)
 
-* ``KL(p ‖ p_θ) = E_p[log p(X) − log p_θ(X)]`` (eq. 1) is estimated by the mean of
+* ``KL(p ‖ p_θ) = E_p[log p(X) − log p_θ(X)]`` (eq. 1) (:mod:`coursekit.metrics`) is the mean of
   ``d_i = log p(x_i) − log p_θ(x_i)`` over ``n`` samples ``x_i ~ p``; its standard error is
   ``std(d) / √n``. A single estimate can be negative when the true KL is within a few
   standard errors of 0: each ``d_i`` can be negative, only their expectation cannot.
@@ -17,11 +17,8 @@ of a grid normaliser, and CPU-time training budgets.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -122,33 +119,3 @@ def grid_cost(points_per_axis: int, dim: int, bytes_per_number: int = 4) -> tupl
     d = check_positive_int(dim, "dim")
     points = m**d
     return points, points * d * bytes_per_number
-
-
-@contextlib.contextmanager
-def cpu_time_budget() -> Iterator[None]:
-    """Make :func:`coursekit.training.fit`'s ``max_seconds`` count process CPU time.
-
-    ``fit`` measures its budget with ``time.perf_counter`` (wall time). On a shared machine
-    wall time depends on the other programs running; the CPU time of a one-thread process
-    does not. Inside this context the ``time`` module seen by ``coursekit.training`` is one
-    whose ``perf_counter`` is ``time.process_time``, so equal ``max_seconds`` means equal
-    CPU work (with ``torch.set_num_threads(1)``).
-    """
-    import coursekit.training as training
-
-    patched: list[tuple[str, object]] = []
-    if hasattr(training, "time"):
-        shim = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if k[:2] != "__"})
-        shim.perf_counter = time.process_time
-        patched.append(("time", training.time))
-        training.time = shim  # type: ignore[assignment]
-    if hasattr(training, "perf_counter"):  # ``from time import perf_counter``
-        patched.append(("perf_counter", training.perf_counter))
-        training.perf_counter = time.process_time  # type: ignore[attr-defined]
-    if not patched:
-        raise RuntimeError("coursekit.training: found no clock (time or perf_counter) to replace")
-    try:
-        yield
-    finally:
-        for name, original in patched:
-            setattr(training, name, original)

@@ -4,17 +4,14 @@ region between the modes, the grid cost and the CPU-time budget."""
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
 
-import coursekit.training as training
 from coursekit.datasets import four_modes
 from coursekit.experiments import (
     Estimate,
     NoisyFourModes,
-    cpu_time_budget,
     gap_mass_on_grid,
     gap_share,
     grid_cost,
@@ -112,11 +109,3 @@ def test_grid_cost():
     assert points == 60**10 and memory == 60**10 * 10 * 4
     with pytest.raises(ValueError, match="dim"):
         grid_cost(60, 0)
-
-
-def test_cpu_time_budget_swaps_fit_clock_and_restores_it():
-    original = training.time
-    with cpu_time_budget():
-        assert training.time.perf_counter is time.process_time
-        assert training.time.sleep is time.sleep
-    assert training.time is original
