@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _checker_runs import accepts, rejects, run
 
 import coursekit.checkers as ck
 from coursekit.checkers import _common
@@ -14,28 +15,6 @@ from coursekit.checkers.ch05 import REPORTED_NLL
 from coursekit.datasets import four_modes
 
 F = torch.nn.functional
-
-
-def run(capsys, checker, *fns):
-    """Run a checker; return (result, printed text) and check it printed exactly one line."""
-    ok = checker(*fns)
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1, out
-    assert "Traceback" not in out
-    return ok, out
-
-
-def accepts(capsys, checker, *fns):
-    ok, out = run(capsys, checker, *fns)
-    assert ok is True, out
-    assert out.startswith("✅ Exercise"), out
-
-
-def rejects(capsys, checker, *fns, hint: str):
-    ok, out = run(capsys, checker, *fns)
-    assert ok is False, out
-    assert out.startswith("❌ Exercise"), out
-    assert hint in out, out
 
 
 # ---------------------------------------------------------------- common machinery

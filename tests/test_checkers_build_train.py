@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from _checker_runs import accepts, rejects, run
 from torch import nn
 
 import coursekit.checkers as ck
@@ -17,27 +18,6 @@ from coursekit.checkers.ch04 import mask_stacks, measured_untouched
 
 SOLUTION_05 = Path(__file__).resolve().parents[1] / "solutions" / "05_realnvp_toy.ipynb"
 BEGIN = "### BEGIN SOLUTION Exercise 5.6: build and train your own RealNVP"
-
-
-def run(capsys, checker, *fns):
-    ok = checker(*fns)
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1, out
-    assert "Traceback" not in out
-    return ok, out
-
-
-def accepts(capsys, checker, *fns):
-    ok, out = run(capsys, checker, *fns)
-    assert ok is True and out.startswith("✅ Exercise"), out
-    return out
-
-
-def rejects(capsys, checker, *fns, hint: str):
-    ok, out = run(capsys, checker, *fns)
-    assert ok is False and out.startswith("❌ Exercise"), out
-    assert hint in out, out
-    return out
 
 
 # ----------------------------------------------------------------------------- exercise 4.4

@@ -7,6 +7,9 @@ import math
 
 import pytest
 import torch
+from _checker_runs import accepts as _accepts
+from _checker_runs import rejects as _rejects
+from _checker_runs import run
 
 import coursekit.checkers as ck
 from coursekit.checkers import _common
@@ -16,25 +19,12 @@ from coursekit.flows import standard_normal_log_prob
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def run(capsys, checker, *fns):
-    ok = checker(*fns)
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1, out
-    assert "Traceback" not in out
-    return ok, out
-
-
 def accepts(capsys, checker, *fns):
-    ok, out = run(capsys, checker, *fns)
-    assert ok is True, out
-    assert out.startswith("✅ Exercise 7."), out
+    return _accepts(capsys, checker, *fns, exercise="7.")
 
 
 def rejects(capsys, checker, *fns, hint: str):
-    ok, out = run(capsys, checker, *fns)
-    assert ok is False, out
-    assert out.startswith("❌ Exercise 7."), out
-    assert hint in out, out
+    return _rejects(capsys, checker, *fns, hint=hint, exercise="7.")
 
 
 def test_chapter_7_has_five_exercises_and_not_done_is_reported(capsys):

@@ -8,30 +8,9 @@ import math
 
 import pytest
 import torch
+from _checker_runs import accepts, rejects, run
 
 import coursekit.checkers as ck
-
-
-def run(capsys, checker, *fns):
-    ok = checker(*fns)
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1, out
-    assert "Traceback" not in out
-    return ok, out
-
-
-def accepts(capsys, checker, *fns):
-    ok, out = run(capsys, checker, *fns)
-    assert ok is True, out
-    assert out.startswith("✅ Exercise"), out
-
-
-def rejects(capsys, checker, *fns, hint: str):
-    ok, out = run(capsys, checker, *fns)
-    assert ok is False, out
-    assert out.startswith("❌ Exercise"), out
-    assert hint in out, out
-
 
 NONSENSE = [
     lambda *a: None,

@@ -1,0 +1,37 @@
+"""Run an exercise checker in a test: one printed line, no traceback, and its verdict.
+
+Shared by the checker test files (``from _checker_runs import accepts, rejects, run``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def run(capsys: Any, checker: Callable[..., bool], *fns: Any) -> tuple[bool, str]:
+    """Run a checker; return (result, printed text) and check it printed exactly one line."""
+    ok = checker(*fns)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1, out
+    assert "Traceback" not in out
+    return ok, out
+
+
+def accepts(capsys: Any, checker: Callable[..., bool], *fns: Any, exercise: str = "") -> str:
+    """The checker passes (``✅ Exercise <exercise>…``); returns the printed line."""
+    ok, out = run(capsys, checker, *fns)
+    assert ok is True, out
+    assert out.startswith(f"✅ Exercise {exercise}".rstrip()), out
+    return out
+
+
+def rejects(
+    capsys: Any, checker: Callable[..., bool], *fns: Any, hint: str, exercise: str = ""
+) -> str:
+    """The checker fails (``❌ Exercise <exercise>…``) with a line containing ``hint``."""
+    ok, out = run(capsys, checker, *fns)
+    assert ok is False, out
+    assert out.startswith(f"❌ Exercise {exercise}".rstrip()), out
+    assert hint in out, out
+    return out
