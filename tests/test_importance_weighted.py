@@ -155,8 +155,13 @@ def test_the_benchmark_script_on_three_images(tmp_path, monkeypatch):
         torch.set_num_threads(threads)  # the script runs on one thread
     result = json.loads(out.read_text())
     assert result["n_images"] == 3 and [r["K"] for r in result["runs"]] == [1, 2]
-    single = image_bits_per_dim(
-        load_pretrained_mnist(), k, generator=torch.Generator().manual_seed(bench.SEED)
-    )
-    assert abs(result["runs"][0]["bits_per_dim"] - single) < 1e-9
+    torch.set_num_threads(1)  # as the script: the float32 sums then add up in the same order
+    try:
+        single = image_bits_per_dim(
+            load_pretrained_mnist(), k, generator=torch.Generator().manual_seed(bench.SEED)
+        )
+    finally:
+        torch.set_num_threads(threads)
+    # the shipped model computes in float32: same noise, same figure up to float32 round-off
+    assert abs(result["runs"][0]["bits_per_dim"] - single) < 1e-6 * abs(single)
     assert math.isfinite(result["runs"][1]["minus_K1"])
