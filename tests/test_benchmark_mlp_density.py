@@ -3,27 +3,19 @@ notebook 01) are consistent with the runs they summarise."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import statistics
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from _benchmarks import import_benchmark
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("mlp_density_failure")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return import_benchmark("mlp_density_failure")
 
 
 def test_finite_data_run_records_both_curves(bench, monkeypatch):

@@ -4,20 +4,9 @@ notebook 05 reads."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def import_benchmark(name: str):
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+from _benchmarks import import_benchmark
 
 
 def test_flow_vs_mlp_writes_every_figure(tmp_path):

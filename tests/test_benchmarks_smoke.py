@@ -10,21 +10,10 @@ from __future__ import annotations
 import importlib
 import math
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def import_benchmark(name: str):
-    """Import ``benchmarks/<name>.py`` as a module (the folder is not a package)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+from _benchmarks import BENCHMARKS, import_benchmark
 
 
 @pytest.fixture(scope="module")

@@ -3,26 +3,18 @@ whole script (models and recipes parts, the JSON file, resuming) in a few second
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from _benchmarks import import_benchmark
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def fip():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("flows_in_practice")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return import_benchmark("flows_in_practice")
 
 
 def test_one_run_is_measured_on_its_cpu_budget(fip):

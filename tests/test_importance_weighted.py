@@ -128,20 +128,14 @@ def test_restores_training_mode_and_checks_its_arguments():
 def test_the_benchmark_script_on_three_images(tmp_path, monkeypatch):
     """benchmarks/iw_bits_per_dim.py on 3 synthetic images: its K = 1 figure is
     image_bits_per_dim's with the same seed, and the paired difference is recorded."""
-    import importlib
     import json
-    import sys
-    from pathlib import Path
     from types import SimpleNamespace
+
+    from _benchmarks import import_benchmark
 
     from coursekit.pretrained import load_pretrained_mnist
 
-    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
-    sys.path.insert(0, folder)
-    try:
-        bench = importlib.import_module("iw_bits_per_dim")
-    finally:
-        sys.path.remove(folder)
+    bench = import_benchmark("iw_bits_per_dim")
     k = torch.randint(0, 256, (3, 1, 28, 28), generator=torch.Generator().manual_seed(0))
     k = k.to(torch.uint8)
     monkeypatch.setattr(

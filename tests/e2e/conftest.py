@@ -270,9 +270,9 @@ def lab_server(
         _stop_server(proc, server)
 
 
-@pytest.fixture(scope="module")
-def browser(playwright_api, lab_server: LabServer, tmp_path_factory: pytest.TempPathFactory):
-    """A headless Chromium context with a fresh user-data dir (closed when the module ends)."""
+@contextlib.contextmanager
+def _chromium(playwright_api, tmp_path_factory: pytest.TempPathFactory):
+    """Debian's Chromium, headless, with the closed-network flags and a fresh profile."""
     user_data = tmp_path_factory.mktemp("chromium-profile")
     with playwright_api.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
@@ -286,25 +286,21 @@ def browser(playwright_api, lab_server: LabServer, tmp_path_factory: pytest.Temp
             yield context
         finally:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_api, lab_server: LabServer, tmp_path_factory: pytest.TempPathFactory):
+    """A headless Chromium context with a fresh user-data dir (closed when the module ends)."""
+    with _chromium(playwright_api, tmp_path_factory) as context:
+        yield context
 
 
 @pytest.fixture(scope="module")
 def chromium_context(playwright_api, tmp_path_factory: pytest.TempPathFactory):
     """Like ``browser``, without JupyterLab: the same Chromium, flags and fresh profile, for
     tests that serve their own pages (the course website, tests/e2e/test_book_browser.py)."""
-    user_data = tmp_path_factory.mktemp("chromium-profile")
-    with playwright_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(user_data),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with _chromium(playwright_api, tmp_path_factory) as context:
+        yield context
 
 
 @pytest.fixture(scope="module")
