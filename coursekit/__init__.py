@@ -21,6 +21,9 @@ Equation → code (slide equation, what, function and file in coursekit); each i
 | (14) | log p_X(x) of a flow | flows.base.Flow.log_prob | flows/base.py |
 | (14) | log N(z; 0, I) | flows.base.standard_normal_log_prob | flows/base.py |
 | — | dequantization v = k + u | flows.preprocessing.dequantize | flows/preprocessing.py |
+| (11) | noise density q | flows.dequantization.VariationalDequantizer | flows/dequantization.py |
+| — | bound with q | flows.dequantization.DequantizedImageFlow.elbo | flows/dequantization.py |
+| — | IW bound L_K | flows.importance.importance_weighted_log_prob | flows/importance.py |
 | — | bits per dimension, every term | metrics.bits_per_dim | metrics.py |
 
 Modules:
@@ -36,6 +39,7 @@ Modules:
   :mod:`~coursekit.flows.image` (``ImageRealNVP``),
   :mod:`~coursekit.flows.preprocessing` (dequantization, logit, bits/dim of images),
   :mod:`~coursekit.flows.importance` (importance-weighted bits/dim, ``K`` dequantization draws),
+  :mod:`~coursekit.flows.dequantization` (variational dequantization, ``q(u | k)``),
   :mod:`~coursekit.flows.checkpoint` (saving, loading, ``CheckpointError``).
 * :mod:`coursekit.changevar`: change of variable by autograd (eq. 5–11).
 * :mod:`coursekit.maps1d`: 1-D bijections with the exact law of ``f(X)`` (notebook 02).

@@ -9,7 +9,10 @@ Usage::
 The training is :func:`coursekit.training.fit` on dequantized images ``x = (k + u) / 256``
 (:class:`~coursekit.flows.preprocessing.DequantizedImages`), loss ``−mean log p_θ(x)``
 (eq. 4/14; reported in bits/dim of the 8-bit data), warm-up then cosine decay, and an EMA
-of the weights, which is what gets evaluated and saved. Value checks are off during
+of the weights, which is what gets evaluated and saved. With ``--dequantization
+variational`` the flow is trained together with a learned noise distribution ``q(u | k)``
+(:mod:`coursekit.flows.dequantization`) on the bound ``E_q[log p(k + u) − log q(u | k)]``, and
+the pair is what gets evaluated and saved (:class:`~coursekit.flows.DequantizedImageFlow`). Value checks are off during
 training (:func:`coursekit.validation`): the pixels are in ``[0, 1)`` by construction.
 
 Before anything is loaded or trained, :func:`parse_args` checks every option, the data
@@ -42,7 +45,14 @@ from coursekit._validation import validation
 from coursekit.datasets.mnist import MNISTIntegrityError, load_mnist
 from coursekit.device import hardware
 from coursekit.flows.checkpoint import atomic_save
+from coursekit.flows.dequantization import (
+    DequantizedImageFlow,
+    ImagesAndNoise,
+    VariationalDequantizer,
+    negative_elbo_given_noise,
+)
 from coursekit.flows.image import ImageRealNVP
+from coursekit.flows.importance import importance_weighted_bits_per_dim
 from coursekit.flows.preprocessing import (
     LEVELS,
     DequantizedImages,
@@ -71,6 +81,9 @@ DEFAULT_CONFIG = dict(
 )
 
 EVAL_SEED = 1234
+
+#: The learned noise distribution of ``--dequantization variational``.
+DEQUANTIZER_CONFIG = dict(hidden=16, n_couplings=4, context_channels=8)
 
 #: The training loss: the NLL of :func:`coursekit.metrics.nll` (a module attribute, so that
 #: tests can replace it).
@@ -106,6 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ("--eval-images", int, 2000, "test images per eval"),
         ("--final-eval-images", int, None, "default: all"),
         ("--hidden", str, None, "conditioner widths per scale, e.g. 16,48,64"),
+        ("--dequantization", str, "uniform", "uniform | variational (a learned q(u | k), "
+         "trained with the flow on the bound E_q[log p(k + u) - log q(u | k)])"),
         ("--max-restarts", int, 2, "on divergence, reload the last checkpoint and halve the "
          "learning rate, at most this many times (0: stop the run instead)"),
     ]  # fmt: skip
@@ -142,9 +157,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def evaluate(model: ImageRealNVP, images: torch.Tensor) -> float:
-    """Test bits/dim with a fixed dequantization seed (so evaluations are comparable)."""
-    return image_bits_per_dim(model, images, generator=torch.Generator().manual_seed(EVAL_SEED))
+def evaluate(model: ImageRealNVP | DequantizedImageFlow, images: torch.Tensor) -> float:
+    """Test bits/dim with a fixed dequantization seed (so evaluations are comparable): the
+    single-sample bound, with uniform noise or with the model's learned ``q(u | k)``."""
+    generator = torch.Generator().manual_seed(EVAL_SEED)
+    if isinstance(model, DequantizedImageFlow):
+        return importance_weighted_bits_per_dim(model, images, 1, generator=generator)
+    return image_bits_per_dim(model, images, generator=generator)
 
 
 def batch_bits_per_dim(loss: float, num_dims: int) -> float:
@@ -153,14 +172,19 @@ def batch_bits_per_dim(loss: float, num_dims: int) -> float:
 
 
 def build_model(
-    config: dict, seed: int, images: torch.Tensor, device: torch.device
-) -> ImageRealNVP:
-    """``ImageRealNVP(**config)`` with its ActNorms initialised on 512 dequantized images."""
+    config: dict, seed: int, images: torch.Tensor, device: torch.device,
+    dequantization: str = "uniform",
+) -> ImageRealNVP | DequantizedImageFlow:
+    """``ImageRealNVP(**config)`` with its ActNorms initialised on 512 dequantized images,
+    paired with a :class:`VariationalDequantizer` when ``dequantization == "variational"``."""
     seed_everything(seed)
     model = ImageRealNVP(**config).to(device)  # the config was checked by parse_args
     init_generator = torch.Generator().manual_seed(seed + 1)
     init_idx = torch.randperm(images.shape[0], generator=init_generator)[:512]
     model.initialize((dequantize(images[init_idx], generator=init_generator) / LEVELS).to(device))
+    if dequantization == "variational":
+        dequantizer = VariationalDequantizer(config["image_shape"], **DEQUANTIZER_CONFIG)
+        return DequantizedImageFlow(model, dequantizer.to(device))
     return model
 
 
@@ -227,12 +251,13 @@ def main(argv: list[str] | None = None) -> dict:
         raise UsageError(f"{flag}{error}") from None
     config = args.config
     num_dims = math.prod(config["image_shape"])  # D = 784 for MNIST
-    model = build_model(config, args.seed, train.images, device)
+    model = build_model(config, args.seed, train.images, device, args.dequantization)
+    variational = args.dequantization == "variational"
 
     run: dict = dict(log=[], lr_scale=1.0, restarts=[])  # saved with every checkpoint
     resume = None
     if args.resume:
-        resume = read_run(ckpt_path, config, device)
+        resume = read_run(ckpt_path, config, device, args.dequantization)
         run.update(run_record(resume))
         minutes = resume["elapsed"] / 60
         print(f"resumed from {ckpt_path} at step {resume['step']} ({minutes:.1f} min trained)")
@@ -245,7 +270,11 @@ def main(argv: list[str] | None = None) -> dict:
     window = dict(time=time.perf_counter(), step=resume["step"] if resume else 0)
 
     def save(state: FitState) -> None:
-        atomic_save({**state.state_dict(), **run, "config": config, "args": vars(args)}, ckpt_path)
+        atomic_save(
+            {**state.state_dict(), **run, "config": config, "args": vars(args),
+             "dequantization": args.dequantization},
+            ckpt_path,
+        )  # fmt: skip
 
     def log_evaluation(state: FitState) -> None:
         now = time.perf_counter()
@@ -264,7 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
         window.update(time=time.perf_counter(), step=state.step)
 
     def loss_of_batch(model: ImageRealNVP, x: torch.Tensor) -> torch.Tensor:
-        return training_loss(model, x)
+        # uniform: x = (k + u) / 256 (DequantizedImages); variational: x = [k, ε] (ImagesAndNoise)
+        return negative_elbo_given_noise(model, x) if variational else training_loss(model, x)
 
     callbacks = [
         Callback(save, every_seconds=args.checkpoint_every, at_end=True),
@@ -275,7 +305,8 @@ def main(argv: list[str] | None = None) -> dict:
         while True:
             try:
                 history = fit(
-                    model, DequantizedImages(train.images), steps=args.steps,
+                    model, (ImagesAndNoise if variational else DequantizedImages)(train.images),
+                    steps=args.steps,
                     batch_size=args.batch_size, lr=args.lr, clip_grad=args.clip_grad,
                     max_seconds=60 * args.max_minutes if args.max_minutes else None,
                     seed=args.seed, loss_fn=loss_fn, log_every=20, warmup=args.warmup,

@@ -136,6 +136,10 @@ def validate_args(
     except (ValueError, TypeError) as error:
         raise _fail(p, f"--set/--hidden: {error}") from None
     args.config = config
+    if args.dequantization not in ("uniform", "variational"):
+        raise _fail(
+            p, f"--dequantization: expected uniform or variational, got {args.dequantization!r}"
+        )
     problem = check_out_dir(args.out)
     if problem:
         raise _fail(p, f"--out: {problem}")
@@ -148,14 +152,17 @@ def validate_args(
         raise _fail(p, str(error)) from None
     if args.resume:
         try:
-            read_run(Path(args.out) / "checkpoint.pt", config, torch.device("cpu"))
+            checkpoint = Path(args.out) / "checkpoint.pt"
+            read_run(checkpoint, config, torch.device("cpu"), args.dequantization)
         except SystemExit as error:
             raise _fail(p, str(error)) from None
 
 
-def read_run(path: Path, config: dict, device: torch.device) -> dict:
+def read_run(
+    path: Path, config: dict, device: torch.device, dequantization: str = "uniform"
+) -> dict:
     """The checkpoint at ``path``; ``SystemExit`` naming ``--resume`` if it is missing,
-    unreadable or of another architecture than ``config``."""
+    unreadable, of another architecture than ``config`` or another ``--dequantization``."""
     try:
         state = read_checkpoint(path, map_location=device)
     except CheckpointError as error:
@@ -163,6 +170,12 @@ def read_run(path: Path, config: dict, device: torch.device) -> dict:
     if state.get("config") != config:
         raise SystemExit(
             f"--resume: checkpoint architecture {state.get('config')} differs from {config}"
+        )
+    saved_dequantization = state.get("dequantization", "uniform")
+    if saved_dequantization != dequantization:
+        raise SystemExit(
+            f"--resume: the checkpoint was trained with --dequantization {saved_dequantization}, "
+            f"not {dequantization}"
         )
     optimizer = state.get("optimizer")
     if not isinstance(optimizer, dict) or "step_count" not in optimizer:  # fit's FlatAdam state

@@ -20,6 +20,11 @@ from coursekit.flows.coupling import (
     affine_inverse,
     bounded_log_scale,
 )
+from coursekit.flows.dequantization import (
+    DequantizedImageFlow,
+    VariationalDequantizer,
+    negative_elbo,
+)
 from coursekit.flows.glow import ActNorm, InvertibleConv1x1
 from coursekit.flows.image import ImageRealNVP
 from coursekit.flows.image_coupling import (
@@ -56,7 +61,10 @@ __all__ = [
     "affine_inverse",
     "bounded_log_scale",
     "Bijection",
+    "DequantizedImageFlow",
     "DequantizedImages",
+    "VariationalDequantizer",
+    "negative_elbo",
     "Flow",
     "FlowSequence",
     "Permutation",

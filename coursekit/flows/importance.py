@@ -9,7 +9,11 @@ independent draws ``u_1, …, u_K ~ U[0, 1)^D`` (uniform, so the proposal densit
     E[L_1] ≤ E[L_K] ≤ E[L_2K] → log P(k)  as K → ∞ (Burda et al., 2016),
 
 so the bits/dim ``−L_K / (D ln 2)`` are non-increasing in expectation with ``K`` and ``K = 1``
-is the single-sample bound of :func:`~coursekit.flows.preprocessing.image_bits_per_dim`. With
+is the single-sample bound of :func:`~coursekit.flows.preprocessing.image_bits_per_dim`.
+With a learned proposal ``q(u | k)`` (a
+:class:`~coursekit.flows.dequantization.DequantizedImageFlow`), each term is divided by it,
+``L_K = log (1/K) Σ_k p_V(k + u_k) / q(u_k | k)``, ``u_k ~ q``: the same bound, tighter
+for a given ``K`` when ``q`` resembles ``p_V(k + u) / P(k)``. With
 ``x = v / levels`` (what an image model sees), ``log p_V(v) = log p_X(x) − D log(levels)``:
 :func:`coursekit.metrics.bits_per_dim` adds that term.
 """
@@ -22,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from coursekit._validation import check_generator, check_positive_int
+from coursekit.flows.dequantization import DequantizedImageFlow
 from coursekit.flows.preprocessing import LEVELS, dequantize
 from coursekit.metrics import bits_per_dim
 
@@ -37,6 +42,28 @@ def _check_images(images: object) -> Tensor:
             f"images: expected a non-empty tensor (n, C, H, W) of integer pixel values, got {got}"
         )
     return images
+
+
+def _log_weight(
+    model: nn.Module,
+    images: Tensor,
+    generator: torch.Generator | None,
+    levels: float,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Tensor:
+    """``log p_X((k + u) / levels) − log q(u | k)`` for one draw ``u ~ q`` per image; (n,).
+
+    ``q`` is the model's :class:`~coursekit.flows.dequantization.VariationalDequantizer` for
+    a :class:`~coursekit.flows.dequantization.DequantizedImageFlow`, else uniform (``q = 1``).
+    """
+    if isinstance(model, DequantizedImageFlow):
+        u, log_q = model.dequantizer.sample(images.to(device), generator=generator)
+        x = (images.to(u) + u) / levels
+        return (model.flow.log_prob(x) - log_q).double().cpu()
+    v = dequantize(images, generator=generator, dtype=torch.float64)
+    x = (v / levels).to(dtype=dtype, device=device)
+    return model.log_prob(x).double().cpu()
 
 
 @torch.no_grad()
@@ -56,6 +83,9 @@ def importance_weighted_log_prob(
     :func:`~coursekit.flows.preprocessing.dequantize` would (float64, from ``generator``), so
     ``K = 1`` uses exactly the noise of
     :func:`~coursekit.flows.preprocessing.image_bits_per_dim` with the same generator.
+
+    For a :class:`~coursekit.flows.dequantization.DequantizedImageFlow` the draws come from
+    its dequantizer ``q(u | k)`` and each term is ``log p_X − log q``.
 
     Args:
         model: a flow with ``log_prob`` on images scaled to ``[0, 1)``.
@@ -80,9 +110,7 @@ def importance_weighted_log_prob(
             k = images[start : start + batch_size]
             draws = []
             for _ in range(num_samples):
-                v = dequantize(k, generator=generator, dtype=torch.float64)
-                x = (v / levels).to(dtype=dtype, device=device)
-                draws.append(model.log_prob(x).double().cpu())
+                draws.append(_log_weight(model, k, generator, levels, dtype, device))
             log_p = torch.stack(draws, dim=1)  # (batch, K)
             out.append(torch.logsumexp(log_p, dim=1) - math.log(num_samples))
     finally:
