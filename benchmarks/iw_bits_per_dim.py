@@ -1,9 +1,9 @@
-"""Importance-weighted test bits/dim of the shipped MNIST model, K = 1 and K = 8.
+"""Importance-weighted test bits/dim of the shipped MNIST model for several K (1, 8, 32).
 
 Usage (from the repository root, with the full MNIST)::
 
     COURSEKIT_MNIST_DIR=/work/shared/data/mnist OMP_NUM_THREADS=1 \\
-        python benchmarks/iw_bits_per_dim.py --ks 1 8 --out benchmarks/iw_bits_per_dim.json
+        python benchmarks/iw_bits_per_dim.py --ks 1 8 32 --out benchmarks/iw_bits_per_dim.json
 
 For each ``K``: :func:`coursekit.flows.importance.importance_weighted_log_prob` on the test
 images (the dequantization noise from ``torch.Generator().manual_seed(1234)``, the seed of the
