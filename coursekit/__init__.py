@@ -65,10 +65,11 @@ Modules:
   :mod:`coursekit.widgets` (interactive demos;
   the 2-D demo's state in :mod:`coursekit.transport2d`).
 * :mod:`coursekit.checkers`: exercise checkers :mod:`~coursekit.checkers.ch01` …
-  :mod:`~coursekit.checkers.ch06` (:mod:`~coursekit.checkers.ch02`,
+  :mod:`~coursekit.checkers.ch08` (:mod:`~coursekit.checkers.ch02`,
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
   :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_train`,
-  :mod:`~coursekit.checkers.ch07`), on :mod:`~coursekit.checkers._common`,
+  :mod:`~coursekit.checkers.ch06`, :mod:`~coursekit.checkers.ch07`),
+  on :mod:`~coursekit.checkers._common`,
   :mod:`~coursekit.checkers._inputs`,
   :mod:`~coursekit.checkers._sections` (where each exercise's idea is taught) and
   :mod:`~coursekit.checkers._time_limit`;

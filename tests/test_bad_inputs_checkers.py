@@ -24,7 +24,7 @@ from _bad_inputs import Bad, assert_named_error, ids
 
 from coursekit import changevar, checkers
 from coursekit.checkers import _common
-from coursekit.flows import standard_normal_log_prob
+from coursekit.flows import squeeze, standard_normal_log_prob
 
 CHECKERS: dict[str, Callable[..., bool]] = {
     name: getattr(checkers, name) for name in checkers.__all__ if name.startswith("check_")
@@ -159,6 +159,36 @@ def _polar(r, theta):
     return r * torch.exp(-0.5 * r**2) / (2 * math.pi)
 
 
+def _split_levels(z, n_scales):
+    levels, x = [], z
+    for _ in range(n_scales - 1):
+        kept, factored_out = squeeze(x).chunk(2, dim=1)
+        levels.append(factored_out)
+        x = kept
+    return levels + [x]
+
+
+def _f32_levels(fn):
+    return lambda *args: [v.float() for v in fn(*args)]
+
+
+def _log_q_of_sigmoid(h, log_q_h):
+    return log_q_h - (F.logsigmoid(h) + F.logsigmoid(-h)).flatten(1).sum(1)
+
+
+def _elbo(flow, dequantizer, images, eps):
+    u, log_q = dequantizer.transform(eps, images)
+    return flow.log_prob((images + u) / 256) - log_q
+
+
+def _iw_bound(log_w):
+    return torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])
+
+
+def _iw_log_prob(flow, dequantizer, images, eps):
+    return _iw_bound(torch.stack([_elbo(flow, dequantizer, images, e) for e in eps], dim=1))
+
+
 #: (checker, student function, True if it must pass, a pattern of the printed line)
 SPECIFIC = [
     (
@@ -223,6 +253,37 @@ SPECIFIC = [
         False,
         "Exercise 6.1",
     ),
+    ("8.1 float32", "check_split_levels", _f32_levels(_split_levels), False, "float64"),
+    ("8.1 float64", "check_split_levels", _split_levels, True, "passed"),
+    (
+        "8.1 NaN levels",
+        "check_split_levels",
+        lambda z, n: [torch.full_like(v, math.nan) for v in _split_levels(z, n)],
+        False,
+        "level 1 holds the wrong values",
+    ),
+    ("8.2 float32", "check_log_q_of_sigmoid", _f32(_log_q_of_sigmoid), False, "float64"),
+    ("8.2 float64", "check_log_q_of_sigmoid", _log_q_of_sigmoid, True, "passed"),
+    ("8.3 float32", "check_dequantized_elbo", _f32(_elbo), False, "float64"),
+    ("8.3 float64", "check_dequantized_elbo", _elbo, True, "passed"),
+    (
+        "8.3 converts the flow to float32",
+        "check_dequantized_elbo",
+        lambda f, d, k, e: _elbo(f.float(), d.float(), k, e.float()),
+        False,
+        "float64",
+    ),
+    ("8.4 float32", "check_iw_bound", _f32(_iw_bound), False, "float64"),
+    ("8.4 float64", "check_iw_bound", _iw_bound, True, "passed"),
+    (
+        "8.4 inf",
+        "check_iw_bound",
+        lambda lw: torch.full(lw.shape[:1], math.inf, dtype=torch.float64),
+        False,
+        "not finite",
+    ),
+    ("8.5 float32", "check_iw_log_prob", _f32(_iw_log_prob), False, "float64"),
+    ("8.5 float64", "check_iw_log_prob", _iw_log_prob, True, "passed"),
 ]
 
 
@@ -244,7 +305,7 @@ CHECKER_ARGS = [
         "assert_all_passed(9): a chapter without exercises",
         lambda: checkers.assert_all_passed(9),
         ValueError,
-        r"^chapter: .*\[1, 2, 3, 4, 5, 6, 7\].*9",
+        r"^chapter: .*\[1, 2, 3, 4, 5, 6, 7, 8\].*9",
     ),
     Bad("assert_all_passed(0)", lambda: checkers.assert_all_passed(0), ValueError, r"^chapter: "),
     Bad(

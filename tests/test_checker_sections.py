@@ -40,7 +40,7 @@ def lecture(number: str) -> Path:
 
 
 def test_every_registered_exercise_has_a_section_and_no_entry_is_stale():
-    assert len(EXERCISES) >= 41
+    assert len(EXERCISES) >= 46
     assert sorted(EXERCISES) == sorted(SECTIONS)
 
 
@@ -79,6 +79,9 @@ def test_wrong_answers_print_the_notebook_and_section(capsys):
 
     out = run(capsys, ck.check_mean_and_se, lambda values: (sum(values) / len(values), 0.0))
     assert out.startswith("❌ Exercise 7.5") and expected("7.5") in out, out
+
+    out = run(capsys, ck.check_iw_bound, lambda log_w: log_w.mean(1))
+    assert out.startswith("❌ Exercise 8.4") and out.rstrip().endswith(expected("8.4")), out
 
     def no_log_det(f, x):
         return torch.zeros(x.shape[0], dtype=torch.float64)

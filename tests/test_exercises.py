@@ -149,7 +149,7 @@ def test_cli_reports_markup_errors_with_the_file(tmp_path, capsys):
 def test_one_solution_notebook_per_lecture():
     lectures = sorted((ROOT / "notebooks").glob("*.ipynb"))
     assert [p.name for p in NOTEBOOKS] == [p.name for p in lectures]
-    assert [p.name[:2] for p in NOTEBOOKS][:7] == ["01", "02", "03", "04", "05", "06", "07"]
+    assert [p.name[:2] for p in NOTEBOOKS][:8] == ["01", "02", "03", "04", "05", "06", "07", "08"]
 
 
 def test_exercises_directory_is_in_sync_with_the_generator():

@@ -5,7 +5,7 @@ what is wrong (never the solution, never a traceback), or ``Exercise N.M: not do
 while the exercise still raises ``NotImplementedError``. It returns True on a pass. It never
 raises, whatever the student's function returns, and stops a function that runs longer than
 60 s (:func:`set_time_limit` changes the limit).
-One module per chapter: :mod:`.ch01` … :mod:`.ch07`.
+One module per chapter: :mod:`.ch01` … :mod:`.ch08`.
 """
 
 from coursekit.checkers._common import (
@@ -70,6 +70,13 @@ from coursekit.checkers.ch07 import (
     check_zuko_log_prob,
     check_zuko_sample,
 )
+from coursekit.checkers.ch08 import (
+    check_dequantized_elbo,
+    check_iw_bound,
+    check_iw_log_prob,
+    check_log_q_of_sigmoid,
+    check_split_levels,
+)
 
 __all__ = [
     "EXERCISES",
@@ -84,6 +91,7 @@ __all__ = [
     "check_density_1d",
     "check_density_neg_log_uniform",
     "check_dequantize",
+    "check_dequantized_elbo",
     "check_early_stopping",
     "check_flow_log_prob",
     "check_gap_mass",
@@ -91,6 +99,8 @@ __all__ = [
     "check_gaussian_nll",
     "check_integrate_grid",
     "check_inverse_trajectory",
+    "check_iw_bound",
+    "check_iw_log_prob",
     "check_jacobian_zeros",
     "check_kl_from_nll",
     "check_kl_gaussians",
@@ -98,6 +108,7 @@ __all__ = [
     "check_log_density_composed",
     "check_log_density_linear",
     "check_log_density_logistic",
+    "check_log_q_of_sigmoid",
     "check_logit_transform",
     "check_mc_log_normalizer",
     "check_mean_and_se",
@@ -111,6 +122,7 @@ __all__ = [
     "check_sample_exponential",
     "check_sample_with_temperature",
     "check_sequential_passes",
+    "check_split_levels",
     "check_squeeze",
     "check_transform_with_log_prob",
     "check_triangular_log_det",

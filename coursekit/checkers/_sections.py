@@ -57,6 +57,11 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "7.3": ("07", "4. Filaments, measured"),
     "7.4": ("07", "6. Which flow when: density or sampling speed"),
     "7.5": ("07", "5. The training recipe matters as much as the architecture"),
+    "8.1": ("08", "1. The multi-scale split and its log-determinant"),
+    "8.2": ("08", "3. Variational dequantization"),
+    "8.3": ("08", "Training a flow with variational dequantization, live"),
+    "8.4": ("08", "4. Importance-weighted bits/dim: $K = 1, 8, 32$"),
+    "8.5": ("08", "4. Importance-weighted bits/dim: $K = 1, 8, 32$"),
 }
 
 _NAMES_A_NOTEBOOK = re.compile(r"\bnotebook\s+\d{2}\b", re.IGNORECASE)
