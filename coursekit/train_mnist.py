@@ -12,8 +12,8 @@ The training is :func:`coursekit.training.fit` on dequantized images ``x = (k + 
 of the weights, which is what gets evaluated and saved. With ``--dequantization
 variational`` the flow is trained together with a learned noise distribution ``q(u | k)``
 (:mod:`coursekit.flows.dequantization`) on the bound ``E_q[log p(k + u) − log q(u | k)]``, and
-the pair is what gets evaluated and saved (:class:`~coursekit.flows.DequantizedImageFlow`). Value checks are off during
-training (:func:`coursekit.validation`): the pixels are in ``[0, 1)`` by construction.
+the pair is what gets evaluated and saved (:class:`~coursekit.flows.DequantizedImageFlow`).
+Value checks are off during training (:func:`coursekit.validation`).
 
 Before anything is loaded or trained, :func:`parse_args` checks every option, the data
 directory, that ``--out`` can be written and the checkpoint ``--resume`` would read
