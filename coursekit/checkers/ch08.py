@@ -66,16 +66,12 @@ def random_dequantized_flow(
 def split_levels_reference(z: Tensor, n_scales: int) -> list[Tensor]:
     """``[z_1, …, z_L]``: squeeze, keep the first half of the channels, factor out the
     second half, ``n_scales − 1`` times; the last kept part is the coarsest level."""
-    levels, x = [], z
-    for _ in range(n_scales - 1):
-        kept, factored_out = squeeze(x).chunk(2, dim=1)
-        levels.append(factored_out)
-        x = kept
-    return levels + [x]
+    return _split_variant(z, n_scales)
 
 
 def _split_variant(z: Tensor, n_scales: int, swap: bool = False, reshape: bool = False) -> list:
-    """Typical wrong layouts: the halves swapped, or a plain reshape instead of squeeze."""
+    """The layout of :func:`split_levels_reference`, or a typical wrong one: the halves
+    swapped (``swap``), or a plain reshape instead of the squeeze (``reshape``)."""
     levels, x = [], z
     for _ in range(n_scales - 1):
         b, c, h, w = x.shape
