@@ -18,7 +18,7 @@ XDIST := -n 2 --dist loadfile
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg \
          --nbval-cell-timeout=600
 
-.PHONY: lab test venv notebooks exercises book lint clean-venv lock
+.PHONY: lab test test-portable venv notebooks exercises book lint clean-venv lock
 
 venv:
 	@PYTHON=$(PYTHON) bash tools/ensure-venv.sh
@@ -39,9 +39,28 @@ test: venv
 	$(BIN)/python -m coursekit.exercises build --check
 
 ## Re-execute notebooks in place and store their outputs (NB=path to do just one).
+## Outputs are stored under torch's scalar kernels and MKL's compatible code path with one
+## thread (STORE_ENV); `make test` compares them under this machine's own kernels, so every
+## test run checks that they hold on a second numeric set-up.
 NB ?= notebooks/*.ipynb solutions/*.ipynb
+STORE_ENV := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OMP_NUM_THREADS=1
 notebooks: venv
-	TQDM_DISABLE=1 PYTHONHASHSEED=0 $(BIN)/python -m coursekit.notebook_tools execute $(NB)
+	$(STORE_ENV) TQDM_DISABLE=1 PYTHONHASHSEED=0 \
+	    $(BIN)/python -m coursekit.notebook_tools execute $(NB)
+
+## Strict nbval of the lecture notebooks (or NB=...) under each numeric set-up that a user's
+## machine may have: as is, MKL's compatible code path, torch's scalar kernels, 1 and 4 threads.
+PORTABLE_NB ?= $(if $(filter solutions/%,$(NB)),notebooks,$(NB))
+PORTABLE_SETUPS := "" "MKL_CBWR=COMPATIBLE" "ATEN_CPU_CAPABILITY=default" "OMP_NUM_THREADS=1" \
+                   "OMP_NUM_THREADS=4"
+test-portable: venv
+	@failed=""; for setup in $(PORTABLE_SETUPS); do \
+	    echo "=== strict nbval under: $${setup:-this machine's own set-up}"; \
+	    env $$setup $(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) \
+	        $(NBVAL) $(PORTABLE_NB) || failed="$$failed [$${setup:-as is}]"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED under:$$failed"; exit 1; fi; \
+	echo "strict nbval passed under every set-up"
 
 ## Regenerate exercises/ from solutions/.
 exercises: venv

@@ -65,3 +65,14 @@ def built_book(tmp_path_factory: pytest.TempPathFactory) -> BuiltBook:
         output=proc.stdout + proc.stderr,
         seconds=seconds,
     )
+
+
+# ------------------------------------------------------------------ portable outputs (issue 26)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the share of the lecture notebooks' output cells that strict nbval compares."""
+    from tests._portability import table
+
+    terminalreporter.section("lecture notebooks: output cells compared digit for digit")
+    terminalreporter.write_line(table())
