@@ -47,6 +47,7 @@ Modules:
   :mod:`~coursekit.datasets.mnist` (MNIST loader; its IDX files in
   :mod:`~coursekit.datasets.idx`).
 * :mod:`coursekit.metrics`: NLL, bits/dim, KL.
+* :mod:`coursekit.bands`: a trained figure's band over a committed benchmark's seeds.
 * :mod:`coursekit.training`: ``fit``, the one training loop;
   :mod:`coursekit.training_state` (``History``, ``FitState``, ``Callback``);
   :mod:`coursekit.training_checks` (its argument checks);
