@@ -44,6 +44,7 @@ Modules:
 * :mod:`coursekit.changevar`: change of variable by autograd (eq. 5–11).
 * :mod:`coursekit.maps1d`: 1-D bijections with the exact law of ``f(X)`` (notebook 02).
 * :mod:`coursekit.datasets`: :mod:`~coursekit.datasets.toy` (2-D distributions),
+  :mod:`~coursekit.datasets.in_dimension` (the four modes in d dimensions),
   :mod:`~coursekit.datasets.mnist` (MNIST loader; its IDX files in
   :mod:`~coursekit.datasets.idx`).
 * :mod:`coursekit.metrics`: NLL, bits/dim, KL.

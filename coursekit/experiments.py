@@ -1,6 +1,7 @@
 """Measuring a density model against the truth: KL with its Monte Carlo standard error, the
-4-mode problem embedded in ``D`` dimensions, the mass in the gap between the modes, the cost
-of a grid normaliser. (CPU-time training budgets: ``fit(..., clock=time.process_time)``.)
+mass in the gap between the modes, the cost of a grid normaliser (the four modes in ``d``
+dimensions: :class:`coursekit.datasets.PlaneFourModes`). (CPU-time training budgets:
+``fit(..., clock=time.process_time)``.)
 
 * ``KL(p ‖ p_θ) = E_p[log p(X) − log p_θ(X)]`` (eq. 1) (:mod:`coursekit.metrics`) is the mean of
   ``d_i = log p(x_i) − log p_θ(x_i)`` over ``n`` samples ``x_i ~ p``; its standard error is
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 from coursekit._validation import check_positive_int, check_tensor
-from coursekit.datasets import MODE_CENTRES, four_modes
+from coursekit.datasets import MODE_CENTRES
 from coursekit.grid import make_grid
 from coursekit.metrics import (  # noqa: F401 (the notebooks read them from here too)
     Estimate,
@@ -37,46 +38,6 @@ from coursekit.metrics import (  # noqa: F401 (the notebooks read them from here
 GAP_HALF_WIDTH = 2.0
 #: radius of the disc around each centre left out of the gap region: 3σ with σ = 0.5
 GAP_RADIUS = 1.5
-_LOG_2PI = math.log(2 * math.pi)
-
-
-class NoisyFourModes:
-    """The slides' 4 modes in the first two coordinates, ``N(0, 1)`` noise in the others.
-
-    ``p(x) = p_4modes(x_1, x_2) · Π_{j=3}^{D} N(x_j; 0, 1)`` on ``R^D``: the exact density is
-    known in every dimension, and ``H(p) = H(p_4modes) + (D − 2)/2 · log(2πe)``.
-
-    Args:
-        dim: ``D`` (at least 2; ``D = 2`` is :func:`coursekit.datasets.four_modes`).
-    """
-
-    has_log_prob = True
-
-    def __init__(self, dim: int):
-        self.dim = check_positive_int(dim, "dim")
-        if self.dim < 2:
-            raise ValueError(f"dim: expected at least 2 coordinates, got {dim}")
-        self.modes = four_modes()
-        self.name = f"4 modes + {self.dim - 2} noise coordinates"
-
-    def sample(
-        self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
-    ) -> Tensor:
-        """``n`` points; returns (n, D)."""
-        n = check_positive_int(n, "n")
-        head = self.modes.sample(n, generator=generator)
-        tail = torch.randn(n, self.dim - 2, generator=generator, dtype=torch.float64)
-        return torch.cat([head, tail], dim=1).to(dtype)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact ``log p(x)``; ``x`` (batch, D) -> (batch,)."""
-        check_tensor(x, "x", event_shape=(self.dim,))
-        tail = x[:, 2:]
-        log_noise = -0.5 * (tail**2).sum(dim=1) - 0.5 * (self.dim - 2) * _LOG_2PI
-        return self.modes.log_prob(x[:, :2]) + log_noise
-
-    def __repr__(self) -> str:
-        return f"NoisyFourModes(dim={self.dim})"
 
 
 def in_gap_region(x: Tensor) -> Tensor:

@@ -1,5 +1,6 @@
-"""Data: 2-D toy distributions with exact densities, and MNIST."""
+"""Data: 2-D toy distributions with exact densities, the four modes in d dimensions, and MNIST."""
 
+from coursekit.datasets.in_dimension import PlaneFourModes
 from coursekit.datasets.mnist import (
     MNIST,
     MNISTFallbackWarning,
@@ -23,6 +24,7 @@ __all__ = [
     "MNISTFallbackWarning",
     "MNISTIntegrityError",
     "MODE_CENTRES",
+    "PlaneFourModes",
     "Checkerboard",
     "GaussianMixture",
     "Rings",
