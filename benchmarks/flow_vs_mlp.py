@@ -6,7 +6,7 @@ For each seed:
 
 * D = 2: ``RealNVP(2)`` (its defaults) and ``MLPDensity(hidden=(64, 64, 64), lo=-5, hi=5,
   grid_size=60)`` are each trained by ``fit`` for ``--seconds`` of process CPU time (one torch
-  thread; ``fit(..., clock=time.process_time)``), fresh samples every step. Both KLs
+  thread; ``fit_run(..., clock=time.process_time)``), fresh samples every step. Both KLs
   are estimated on the SAME 20,000 samples, so the per-seed difference is paired. The mass in
   the gap region ``G`` (:mod:`coursekit.experiments`) is integrated on a grid for both models
   and for the truth.
@@ -47,7 +47,7 @@ from coursekit.experiments import (
 )
 from coursekit.flows import RealNVP
 from coursekit.mlp_density import MLPDensity
-from coursekit.training import fit
+from coursekit.training_run import fit_run
 
 MLP = dict(hidden=(64, 64, 64), lo=-5.0, hi=5.0, grid_size=60)
 MLP_FIT = dict(batch_size=512, lr=2e-3)
@@ -56,7 +56,7 @@ MANY_STEPS = 10**7  # the CPU-time budget, not the step count, ends every traini
 
 def _train(model: torch.nn.Module, target: object, seconds: float, seed: int, **kw) -> dict:
     cpu0 = time.process_time()
-    history = fit(
+    history = fit_run(
         model,
         target,
         steps=MANY_STEPS,

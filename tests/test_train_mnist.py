@@ -14,6 +14,8 @@ from coursekit import train_mnist as tm
 from coursekit.datasets.mnist import MNIST
 from coursekit.device import cpu_model, hardware
 from coursekit.flows import DequantizedImageFlow, ImageRealNVP
+from coursekit.train_mnist_checkpoints import RunStopped
+from coursekit.train_mnist_checks import UsageError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -69,7 +71,7 @@ def assert_same_run(dir_a, metrics_a: dict, dir_b, metrics_b: dict) -> None:
 
 
 def test_trains_logs_and_saves_a_loadable_model(tmp_path, fake_mnist, capsys):
-    metrics = tm.main(common(tmp_path) + ["--steps", "6"])
+    metrics = tm.run(common(tmp_path) + ["--steps", "6"])
     assert metrics["steps"] == 6 and metrics["test_images"] == 8
     assert [e["step"] for e in metrics["log"]] == [3, 6]
     assert all(0 < e["test_bpd"] < 16 for e in metrics["log"])
@@ -87,29 +89,29 @@ def test_trains_logs_and_saves_a_loadable_model(tmp_path, fake_mnist, capsys):
 
 def test_resume_continues_exactly_where_the_checkpoint_left(tmp_path, fake_mnist):
     # one run of 6 steps ...
-    straight = tm.main(common(tmp_path / "a") + ["--steps", "6", "--seed", "3"])
+    straight = tm.run(common(tmp_path / "a") + ["--steps", "6", "--seed", "3"])
     # ... against 3 steps, a stop (the final checkpoint), then --resume up to 6 steps
-    tm.main(common(tmp_path / "b") + ["--steps", "3", "--seed", "3"])
+    tm.run(common(tmp_path / "b") + ["--steps", "3", "--seed", "3"])
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert state["step"] == 3 and state["config"] == TINY_CONFIG
-    resumed = tm.main(common(tmp_path / "b") + ["--steps", "6", "--seed", "3", "--resume"])
+    resumed = tm.run(common(tmp_path / "b") + ["--steps", "6", "--seed", "3", "--resume"])
     assert resumed["steps"] == 6
     assert_same_run(tmp_path / "a", straight, tmp_path / "b", resumed)
 
 
 def test_resume_errors_are_clear(tmp_path, fake_mnist):
-    with pytest.raises(SystemExit, match="no checkpoint"):
-        tm.main(common(tmp_path) + ["--steps", "2", "--resume"])
-    tm.main(common(tmp_path) + ["--steps", "2"])
-    with pytest.raises(SystemExit, match="architecture"):
-        tm.main(common(tmp_path) + ["--steps", "4", "--resume", "--hidden", "6,6"])
+    with pytest.raises(UsageError, match="no checkpoint"):
+        tm.run(common(tmp_path) + ["--steps", "2", "--resume"])
+    tm.run(common(tmp_path) + ["--steps", "2"])
+    with pytest.raises(UsageError, match="architecture"):
+        tm.run(common(tmp_path) + ["--steps", "4", "--resume", "--hidden", "6,6"])
 
 
 @pytest.mark.parametrize("blow_up", [float("inf"), 1e7])  # non-finite, or finite but absurd
 def test_divergence_stops_before_checkpointing_and_the_run_resumes_exactly(
     tmp_path, fake_mnist, monkeypatch, blow_up
 ):
-    straight = tm.main(common(tmp_path / "a") + ["--steps", "6", "--seed", "3"])
+    straight = tm.run(common(tmp_path / "a") + ["--steps", "6", "--seed", "3"])
     real_loss = tm.training_loss
     calls = []
 
@@ -120,16 +122,16 @@ def test_divergence_stops_before_checkpointing_and_the_run_resumes_exactly(
 
     monkeypatch.setattr(tm, "training_loss", breaks_at_step_4)
     run_b = common(tmp_path / "b") + ["--steps", "6", "--seed", "3", "--checkpoint-every", "0"]
-    with pytest.raises(SystemExit) as excinfo:
-        tm.main(run_b + ["--max-restarts", "0"])
+    with pytest.raises(RunStopped) as excinfo:
+        tm.run(run_b + ["--max-restarts", "0"])
     message = str(excinfo.value)
     assert "training diverged at step 4" in message and "(--max-bpd 16)" in message
-    assert "--resume and a smaller --lr" in message
+    assert "--resume and a larger --max-restarts" in message
     assert f"{tmp_path / 'b' / 'checkpoint.pt'}, saved before the divergence" in message
     # the checkpoint holds the last weights that gave a sane loss, never the diverged ones
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 3
     monkeypatch.setattr(tm, "training_loss", real_loss)
-    resumed = tm.main(run_b + ["--resume"])
+    resumed = tm.run(run_b + ["--resume"])
     assert resumed["steps"] == 6
     assert_same_run(tmp_path / "a", straight, tmp_path / "b", resumed)
 
@@ -148,7 +150,7 @@ def test_divergence_restarts_from_the_checkpoint_with_half_the_learning_rate(
     run = common(tmp_path) + ["--steps", "6", "--checkpoint-every", "0"]
     # once, at the 5th batch: one restart from step 3, then the run completes
     monkeypatch.setattr(tm, "training_loss", lambda m, x: blows_up(m, x, {5}))
-    metrics = tm.main(run)
+    metrics = tm.run(run)
     assert metrics["steps"] == 6 and len(calls) == 5 + 3  # steps 3, 4, 5 redone
     (restart,) = metrics["restarts"]
     assert restart["diverged_at_step"] == 4 and restart["resumed_at_step"] == 3
@@ -159,26 +161,25 @@ def test_divergence_restarts_from_the_checkpoint_with_half_the_learning_rate(
     # every batch from the 5th on: two restarts (lr x0.5, x0.25), then a clear stop
     calls.clear()
     monkeypatch.setattr(tm, "training_loss", lambda m, x: blows_up(m, x, range(5, 99)))
-    with pytest.raises(SystemExit, match="training diverged at step 3"):  # 3 again
-        tm.main(common(tmp_path / "c") + ["--steps", "6", "--checkpoint-every", "0"])
+    with pytest.raises(RunStopped, match="training diverged at step 3"):  # 3 again
+        tm.run(common(tmp_path / "c") + ["--steps", "6", "--checkpoint-every", "0"])
     state = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
     assert [r["lr_scale"] for r in state["restarts"]] == [0.5, 0.25] and state["step"] == 3
 
 
 def test_max_bpd_must_exceed_the_uniform_model(tmp_path, fake_mnist, capsys):
-    with pytest.raises(SystemExit):
-        tm.main(common(tmp_path) + ["--steps", "2", "--max-bpd", "8"])
+    assert tm.main(common(tmp_path) + ["--steps", "2", "--max-bpd", "8"]) == 2
     assert "--max-bpd: expected a number above 8" in capsys.readouterr().err
 
 
 def test_time_budget_stops_the_run(tmp_path, fake_mnist, capsys):
-    metrics = tm.main(common(tmp_path) + ["--steps", "1000", "--max-minutes", "0.0001"])
+    metrics = tm.run(common(tmp_path) + ["--steps", "1000", "--max-minutes", "0.0001"])
     assert metrics["steps"] < 1000
     assert "time budget" in capsys.readouterr().out
 
 
 def test_set_changes_the_architecture_and_is_recorded(tmp_path, fake_mnist):
-    metrics = tm.main(
+    metrics = tm.run(
         common(tmp_path)
         + ["--steps", "3", "--set", "n_final_checker=0", 'activation="relu"', "hidden=[6,4]"]
     )
@@ -200,8 +201,8 @@ def test_set_changes_the_architecture_and_is_recorded(tmp_path, fake_mnist):
     ],
 )
 def test_set_errors_name_the_option(tmp_path, fake_mnist, capsys, item, message):
-    with pytest.raises(SystemExit) as excinfo:
-        tm.main(common(tmp_path) + ["--steps", "2", "--set", item])
+    with pytest.raises(UsageError) as excinfo:
+        tm.run(common(tmp_path) + ["--steps", "2", "--set", item])
     assert message in str(excinfo.value) + capsys.readouterr().err
 
 
@@ -226,16 +227,16 @@ def test_hardware_names_the_processor_model(tmp_path):
 
 
 def test_resume_from_a_bad_checkpoint_names_the_problem(tmp_path, fake_mnist):
-    tm.main(common(tmp_path) + ["--steps", "2"])
+    tm.run(common(tmp_path) + ["--steps", "2"])
     path = tmp_path / "checkpoint.pt"
     state = torch.load(path, weights_only=True)
     state["optimizer"] = {"state": {}, "param_groups": []}  # a torch.optim.Adam state
     torch.save(state, path)
-    with pytest.raises(SystemExit, match="no FlatAdam state"):
-        tm.main(common(tmp_path) + ["--steps", "4", "--resume"])
+    with pytest.raises(UsageError, match="no FlatAdam state"):
+        tm.run(common(tmp_path) + ["--steps", "4", "--resume"])
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(SystemExit, match="truncated or corrupt") as excinfo:
-        tm.main(common(tmp_path) + ["--steps", "4", "--resume"])
+    with pytest.raises(UsageError, match="truncated or corrupt") as excinfo:
+        tm.run(common(tmp_path) + ["--steps", "4", "--resume"])
     assert str(path) in str(excinfo.value)
 
 
@@ -243,7 +244,7 @@ def test_variational_dequantization_trains_saves_and_resumes_exactly(tmp_path, f
     """--dequantization variational: the pair (flow + q) is trained on the bound, saved,
     reloaded with the logged figure, and a resumed run equals an uninterrupted one."""
     flags = ["--dequantization", "variational", "--seed", "5"]
-    straight = tm.main(common(tmp_path / "a") + ["--steps", "6"] + flags)
+    straight = tm.run(common(tmp_path / "a") + ["--steps", "6"] + flags)
     pair = DequantizedImageFlow.load(str(tmp_path / "a" / "model.pt"))
     assert pair.config["flow"] == TINY_CONFIG
     assert pair.config["dequantizer"]["hidden"] == tm.DEQUANTIZER_CONFIG["hidden"]
@@ -251,8 +252,8 @@ def test_variational_dequantization_trains_saves_and_resumes_exactly(tmp_path, f
         straight["test_bits_per_dim"], abs=1e-3
     )
     assert all(0 < e["test_bpd"] < 16 for e in straight["log"])
-    tm.main(common(tmp_path / "b") + ["--steps", "3"] + flags)
-    resumed = tm.main(common(tmp_path / "b") + ["--steps", "6", "--resume"] + flags)
+    tm.run(common(tmp_path / "b") + ["--steps", "3"] + flags)
+    resumed = tm.run(common(tmp_path / "b") + ["--steps", "6", "--resume"] + flags)
     a = DequantizedImageFlow.load(str(tmp_path / "a" / "model.pt")).state_dict()
     b = DequantizedImageFlow.load(str(tmp_path / "b" / "model.pt")).state_dict()
     assert a.keys() == b.keys() and any(k.startswith("dequantizer.") for k in a)
@@ -260,11 +261,10 @@ def test_variational_dequantization_trains_saves_and_resumes_exactly(tmp_path, f
         assert torch.allclose(a[key], b[key], atol=1e-6), key
     assert resumed["test_bits_per_dim"] == pytest.approx(straight["test_bits_per_dim"], abs=1e-4)
     # a checkpoint of one kind of dequantization does not resume as the other
-    with pytest.raises(SystemExit, match="--resume: the checkpoint was trained with"):
-        tm.main(common(tmp_path / "b") + ["--steps", "8", "--resume"])
+    with pytest.raises(UsageError, match="--resume: the checkpoint was trained with"):
+        tm.run(common(tmp_path / "b") + ["--steps", "8", "--resume"])
 
 
 def test_dequantization_flag_is_checked(tmp_path, fake_mnist, capsys):
-    with pytest.raises(SystemExit):
-        tm.main(common(tmp_path) + ["--steps", "2", "--dequantization", "gaussian"])
+    assert tm.main(common(tmp_path) + ["--steps", "2", "--dequantization", "gaussian"]) == 2
     assert "--dequantization: expected uniform or variational" in capsys.readouterr().err

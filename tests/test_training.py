@@ -132,7 +132,6 @@ def test_max_seconds_stops_early() -> None:
     )
     assert history.stopped_by_time
     assert 1 <= history.steps < 10_000
-    assert history.seconds >= 0.3
     # the cosine schedule is stretched over the time budget: the learning rate decayed
     assert history.learning_rates[-1] < history.learning_rates[0]
 
@@ -183,7 +182,6 @@ def test_history_smoothed() -> None:
         ({"max_seconds": 0}, "max_seconds"),
         ({"clip_grad": -1.0}, "clip_grad"),
         ({"schedule": "linear"}, "schedule"),
-        ({"data": "four modes"}, "data"),
         ({"data": torch.zeros(0, 2)}, "data"),
         ({"data": torch.tensor([[0.0, math.nan]])}, "data"),
         ({"data": torch.zeros(4, 2, dtype=torch.int64)}, "data"),
@@ -194,6 +192,13 @@ def test_bad_arguments_raise_value_error(kwargs: dict, name: str) -> None:
     args = {"model": Gaussian(), "data": modes(1), "steps": 5, "progress": False, **kwargs}
     with pytest.raises(ValueError, match=rf"^{name}: "):
         fit(**args)
+
+
+def test_arguments_of_a_wrong_type_raise_type_error() -> None:
+    with pytest.raises(TypeError, match="^data: "):
+        fit(Gaussian(), "four modes", steps=5, progress=False)
+    with pytest.raises(TypeError, match="^progress: "):
+        fit(Gaussian(), modes(1), steps=5, progress="no")
 
 
 def _reference_adam_run(model, batches, lr, weight_decay, clip):
@@ -213,7 +218,7 @@ def test_flat_adam_matches_torch_adam_with_clipping(weight_decay, clip) -> None:
 
     float64, 15 steps on a small flow; ``clip=0.05`` makes the clipping bite on every step.
     """
-    from coursekit.training import FlatAdam
+    from coursekit.optim import FlatAdam
 
     reference = small_flow().double()
     flat_model = copy.deepcopy(reference)
@@ -238,7 +243,7 @@ def test_flat_adam_matches_torch_adam_with_clipping(weight_decay, clip) -> None:
 
 def test_flat_adam_survives_a_loss_that_resets_the_gradients() -> None:
     """A loss_fn that calls ``model.zero_grad()`` (grads set to None) still trains correctly."""
-    from coursekit.training import FlatAdam
+    from coursekit.optim import FlatAdam
 
     model = small_flow().double()
     reference = copy.deepcopy(model)
@@ -256,7 +261,7 @@ def test_flat_adam_survives_a_loss_that_resets_the_gradients() -> None:
 
 
 def test_flat_adam_rejects_mixed_dtypes_and_fit_falls_back() -> None:
-    from coursekit.training import FlatAdam
+    from coursekit.optim import FlatAdam
 
     mixed = [nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2, dtype=torch.float64))]
     with pytest.raises(ValueError, match="params: expected parameters of one dtype"):
@@ -275,7 +280,7 @@ def test_flat_adam_handles_a_transposed_parameter_without_layout_warnings() -> N
     its gradient view keeps that layout (no autograd warning) and the updates match Adam's."""
     import warnings
 
-    from coursekit.training import FlatAdam
+    from coursekit.optim import FlatAdam
 
     class Bilinear(nn.Module):
         def __init__(self) -> None:
