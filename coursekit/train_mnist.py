@@ -96,11 +96,6 @@ EVAL_SEED = 1234
 #: The learned noise distribution of ``--dequantization variational``.
 DEQUANTIZER_CONFIG = dict(hidden=16, n_couplings=4, context_channels=8)
 
-#: The training loss: the NLL of :func:`coursekit.metrics.nll` (a module attribute, so that
-#: tests can replace it).
-training_loss = nll
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, fully validated (:func:`~coursekit.train_mnist_checks.validate_args`):
     a bad option, data directory, output directory or checkpoint raises ``UsageError`` before
@@ -191,7 +186,7 @@ def train(args: argparse.Namespace, model, train_images: torch.Tensor, eval_imag
 
     def loss_of_batch(model: ImageRealNVP, x: torch.Tensor) -> torch.Tensor:
         # uniform: x = (k + u) / 256 (DequantizedImages); variational: x = [k, ε] (ImagesAndNoise)
-        return negative_elbo_given_noise(model, x) if variational else training_loss(model, x)
+        return negative_elbo_given_noise(model, x) if variational else nll(model, x)
 
     callbacks = [
         Callback(save, every_seconds=args.checkpoint_every, at_end=True),

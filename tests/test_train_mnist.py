@@ -112,7 +112,7 @@ def test_divergence_stops_before_checkpointing_and_the_run_resumes_exactly(
     tmp_path, fake_mnist, monkeypatch, blow_up
 ):
     straight = tm.run(common(tmp_path / "a") + ["--steps", "6", "--seed", "3"])
-    real_loss = tm.training_loss
+    real_loss = tm.nll
     calls = []
 
     def breaks_at_step_4(model, x):  # the 5th batch (4 updates done) blows up
@@ -120,7 +120,7 @@ def test_divergence_stops_before_checkpointing_and_the_run_resumes_exactly(
         loss = real_loss(model, x)
         return loss + blow_up if len(calls) == 5 else loss
 
-    monkeypatch.setattr(tm, "training_loss", breaks_at_step_4)
+    monkeypatch.setattr(tm, "nll", breaks_at_step_4)
     run_b = common(tmp_path / "b") + ["--steps", "6", "--seed", "3", "--checkpoint-every", "0"]
     with pytest.raises(RunStopped) as excinfo:
         tm.run(run_b + ["--max-restarts", "0"])
@@ -130,7 +130,7 @@ def test_divergence_stops_before_checkpointing_and_the_run_resumes_exactly(
     assert f"{tmp_path / 'b' / 'checkpoint.pt'}, saved before the divergence" in message
     # the checkpoint holds the last weights that gave a sane loss, never the diverged ones
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 3
-    monkeypatch.setattr(tm, "training_loss", real_loss)
+    monkeypatch.setattr(tm, "nll", real_loss)
     resumed = tm.run(run_b + ["--resume"])
     assert resumed["steps"] == 6
     assert_same_run(tmp_path / "a", straight, tmp_path / "b", resumed)
@@ -139,7 +139,7 @@ def test_divergence_stops_before_checkpointing_and_the_run_resumes_exactly(
 def test_divergence_restarts_from_the_checkpoint_with_half_the_learning_rate(
     tmp_path, fake_mnist, monkeypatch
 ):
-    real_loss = tm.training_loss
+    real_loss = tm.nll
     calls = []
 
     def blows_up(model, x, on_calls):
@@ -149,7 +149,7 @@ def test_divergence_restarts_from_the_checkpoint_with_half_the_learning_rate(
 
     run = common(tmp_path) + ["--steps", "6", "--checkpoint-every", "0"]
     # once, at the 5th batch: one restart from step 3, then the run completes
-    monkeypatch.setattr(tm, "training_loss", lambda m, x: blows_up(m, x, {5}))
+    monkeypatch.setattr(tm, "nll", lambda m, x: blows_up(m, x, {5}))
     metrics = tm.run(run)
     assert metrics["steps"] == 6 and len(calls) == 5 + 3  # steps 3, 4, 5 redone
     (restart,) = metrics["restarts"]
@@ -160,7 +160,7 @@ def test_divergence_restarts_from_the_checkpoint_with_half_the_learning_rate(
     assert state["lr_scale"] == 0.5 and state["restarts"] == metrics["restarts"]
     # every batch from the 5th on: two restarts (lr x0.5, x0.25), then a clear stop
     calls.clear()
-    monkeypatch.setattr(tm, "training_loss", lambda m, x: blows_up(m, x, range(5, 99)))
+    monkeypatch.setattr(tm, "nll", lambda m, x: blows_up(m, x, range(5, 99)))
     with pytest.raises(RunStopped, match="training diverged at step 3"):  # 3 again
         tm.run(common(tmp_path / "c") + ["--steps", "6", "--checkpoint-every", "0"])
     state = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
@@ -206,13 +206,88 @@ def test_set_errors_name_the_option(tmp_path, fake_mnist, capsys, item, message)
     assert message in str(excinfo.value) + capsys.readouterr().err
 
 
-def test_training_loss_is_the_mean_negative_log_likelihood():
-    torch.manual_seed(0)
-    model = ImageRealNVP(**TINY_CONFIG).double()
-    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    model.initialize(x)
-    expected = -model.log_prob(x).mean()
-    assert torch.allclose(tm.training_loss(model, x), expected, rtol=0, atol=1e-12)
+def test_the_command_trains_on_dequantized_training_images(tmp_path, fake_mnist, monkeypatch):
+    """What the loss sees: batches of ``--batch-size`` images ``(k + u) / 256`` with ``k`` a
+    training image and ``u`` in [0, 1)."""
+    seen = []
+    real_nll = tm.nll
+
+    def recording(model, x):
+        seen.append(x.detach().clone())
+        return real_nll(model, x)
+
+    monkeypatch.setattr(tm, "nll", recording)
+    tm.run(common(tmp_path) + ["--steps", "3"])
+    train = fake_mnist["train"].images.double()
+    assert len(seen) == 3
+    for x in seen:
+        assert x.shape == (4, 1, 28, 28) and x.dtype == torch.float32
+        assert bool((x >= 0).all()) and bool((x < 1).all())
+        k = torch.floor(x.double() * 256)
+        assert all(any(torch.equal(img, t) for t in train) for img in k)
+        assert not torch.equal(x.double(), k / 256)  # the noise u is there
+
+
+def test_compile_traces_the_training_loss_as_one_graph(tmp_path, fake_mnist, monkeypatch):
+    """``--compile`` runs: with the value checks off during training (``validation(False)``)
+    the loss compiles as one graph (``fullgraph=True``; torch's "eager" backend, which checks
+    the tracing without compiling C++)."""
+    real_compile = torch.compile
+    compiled = []
+
+    def checked_compile(fn):
+        compiled.append(fn)
+        return real_compile(fn, backend="eager", fullgraph=True)
+
+    monkeypatch.setattr(torch, "compile", checked_compile)
+    metrics = tm.run(common(tmp_path) + ["--steps", "2", "--compile"])
+    assert len(compiled) == 1 and metrics["steps"] == 2
+    assert 0 < metrics["test_bits_per_dim"] < 16
+
+
+def test_resume_refuses_other_training_settings(tmp_path, fake_mnist):
+    """A resumed run is the run it continues: another --lr, --batch-size or --ema would make
+    its record (metrics.json, model.pt's metadata) wrong, so it is refused."""
+    tm.run(common(tmp_path) + ["--steps", "2"])
+    for flag, value in [("--lr", "2e-3"), ("--batch-size", "8"), ("--ema", "0.99")]:
+        with pytest.raises(UsageError, match=rf"^--resume: the run was started with {flag} "):
+            tm.run(common(tmp_path) + ["--steps", "4", "--resume", flag, value])
+    assert tm.main(common(tmp_path) + ["--steps", "4", "--resume", "--lr", "2e-3"]) == 2
+    assert tm.run(common(tmp_path) + ["--steps", "4", "--resume"])["steps"] == 4
+
+
+def test_a_variational_run_restarts_after_a_divergence(tmp_path, fake_mnist, monkeypatch):
+    """The restart reloads the checkpoint as what the run is (variational), not uniform."""
+    real_elbo = tm.negative_elbo_given_noise
+    calls = []
+
+    def blows_up(model, x):
+        calls.append(None)
+        loss = real_elbo(model, x)
+        return loss + 1e7 if len(calls) == 5 else loss
+
+    monkeypatch.setattr(tm, "negative_elbo_given_noise", blows_up)
+    argv = ["--steps", "6", "--checkpoint-every", "0", "--dequantization", "variational"]
+    metrics = tm.run(common(tmp_path) + argv)
+    assert metrics["steps"] == 6 and [r["resumed_at_step"] for r in metrics["restarts"]] == [3]
+
+
+def test_a_failed_checkpoint_write_stops_clearly_and_keeps_the_last_one(
+    tmp_path, fake_mnist, monkeypatch, capsys
+):
+    tm.run(common(tmp_path) + ["--steps", "2"])
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    import coursekit.train_mnist_checkpoints as checkpoints
+
+    def disk_full(obj, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoints, "atomic_save", disk_full)
+    with pytest.raises(RunStopped, match=r"^--out: cannot write the checkpoint .*No space left"):
+        tm.run(common(tmp_path) + ["--steps", "4", "--resume"])
+    assert tm.main(common(tmp_path) + ["--steps", "4", "--resume"]) == 1
+    assert "the last good checkpoint is kept" in capsys.readouterr().err
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good
 
 
 def test_hardware_names_the_processor_model(tmp_path):
