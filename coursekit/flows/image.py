@@ -33,7 +33,6 @@ from coursekit.flows.base import (
     Flow,
     FlowSequence,
     as_module_dtype,
-    standard_normal_log_prob,
 )
 from coursekit.flows.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from coursekit.flows.glow import ActNorm
@@ -83,6 +82,30 @@ def __getattr__(name: str) -> object:
         if name in getattr(module, "__dict__", {}) and not name.startswith("_"):
             return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _levels(
+    shape: tuple[int, int, int],
+    widths: list[int],
+    n_checker: list[int],
+    n_channel: list[int],
+    **options: object,
+) -> Bijection:
+    """The multi-scale network: level ``i`` (of ``len(widths)``) works on
+    ``(C·2^i, H/2^i, W/2^i)`` with ``n_checker[i]`` checkerboard and ``n_channel[i]`` channel
+    couplings, and holds level ``i + 1`` inside it (the last level has none)."""
+    c, h, w = shape
+    level: Bijection | None = None
+    for i in reversed(range(len(widths))):
+        level = MultiScaleLevel(
+            (c * 2**i, h // 2**i, w // 2**i),
+            hidden=widths[i],
+            n_checker=n_checker[i],
+            n_channel=n_channel[i],
+            inner=level,
+            **options,
+        )
+    return level
 
 
 class ImageRealNVP(Flow):
@@ -159,25 +182,19 @@ class ImageRealNVP(Flow):
                 f"n_final_checker: expected None or an int >= 0, got {n_final_checker!r}"
             )
         activation_module(activation)
-        shapes = [(c * 2**i, h // 2**i, w // 2**i) for i in range(n_scales)]
-        level: Bijection | None = None
-        for i in reversed(range(n_scales)):
-            last = i == n_scales - 1
-            level = MultiScaleLevel(
-                shapes[i],
-                hidden=widths[i],
-                n_blocks=n_blocks,
-                n_checker=final_checker if last else checkers[i],
-                n_channel=n_final if last else channels[i],
-                inner=level,
-                scale_bound=scale_bound,
-                actnorm=actnorm,
-                invconv=invconv,
-                block_kernel=block_kernel,
-                split_prior=split_prior,
-                activation=activation,
-            )
-        assert level is not None
+        level = _levels(
+            (c, h, w),
+            widths,
+            n_checker=[*checkers, final_checker],
+            n_channel=[*channels, n_final],
+            n_blocks=n_blocks,
+            scale_bound=scale_bound,
+            actnorm=actnorm,
+            invconv=invconv,
+            block_kernel=block_kernel,
+            split_prior=split_prior,
+            activation=activation,
+        )
         logit = Logit(alpha)
         core: Bijection = level
         if actnorm:
@@ -225,11 +242,6 @@ class ImageRealNVP(Flow):
         that ``log_prob(sample(n))`` is defined.
         """
         return super().sample(n, temperature=temperature, generator=generator).clamp_(0, 1)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """``log p(x)`` on ``[0, 1]^D`` (eq. 14, the logit Jacobian included); (batch,)."""
-        z, log_det = self.forward(x)
-        return standard_normal_log_prob(z) + log_det
 
     @property
     def logit(self) -> Logit:
