@@ -84,6 +84,60 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+#: options that a config records only when they differ from these values, so that the
+#: checkpoints saved before the options existed keep their config
+_LATER_OPTIONS = dict(
+    actnorm=False,
+    invconv=False,
+    block_kernel=3,
+    split_prior=False,
+    n_final_checker=None,
+    activation="silu",
+)
+
+
+def _config(base: dict, **options: object) -> dict:
+    """:attr:`ImageRealNVP.config`: ``base`` and the options of :data:`_LATER_OPTIONS` that
+    differ from their value there."""
+    return {**base, **{k: v for k, v in options.items() if v != _LATER_OPTIONS[k]}}
+
+
+def _check_structure(
+    image_shape: Sequence[int],
+    n_scales: int,
+    hidden: int | Sequence[int],
+    n_blocks: int,
+    n_checker: int | Sequence[int],
+    n_channel: int | Sequence[int],
+    n_final: int,
+    n_final_checker: int | None,
+    block_kernel: int,
+    activation: str,
+) -> tuple:
+    """:class:`ImageRealNVP`'s sizes checked: ``(C, H, W)``, the number of scales, the widths
+    per scale, the blocks, the checkerboard and channel couplings per scale, the channel and
+    checkerboard couplings of the last scale."""
+    c, h, w = check_image_shape(image_shape, "image_shape")
+    n_scales = check_positive_int(n_scales, "n_scales")
+    if h % 2 ** (n_scales - 1) or w % 2 ** (n_scales - 1):
+        raise ValueError(
+            f"image_shape: height and width must be divisible by 2^(n_scales-1) = "
+            f"{2 ** (n_scales - 1)}, got {tuple(image_shape)}"
+        )
+    widths = _widths(hidden, n_scales)
+    n_blocks = check_positive_int(n_blocks, "n_blocks")
+    if block_kernel not in (1, 3):
+        raise ValueError(f"block_kernel: expected 1 or 3, got {block_kernel!r}")
+    checkers = per_scale(n_checker, "n_checker", n_scales - 1)
+    channels = per_scale(n_channel, "n_channel", n_scales - 1)
+    n_final = check_positive_int(n_final, "n_final")
+    final_checker = n_final if n_final_checker is None else n_final_checker
+    if isinstance(final_checker, bool) or not isinstance(final_checker, int) or final_checker < 0:
+        raise ValueError(f"n_final_checker: expected None or an int >= 0, got {n_final_checker!r}")
+    activation_module(activation)
+    return (c, h, w), n_scales, widths, n_blocks, checkers, channels, n_final, final_checker
+
+
 def _levels(
     shape: tuple[int, int, int],
     widths: list[int],
@@ -158,30 +212,19 @@ class ImageRealNVP(Flow):
         n_final_checker: int | None = None,
         activation: str = "silu",
     ):
-        c, h, w = check_image_shape(image_shape, "image_shape")
-        n_scales = check_positive_int(n_scales, "n_scales")
-        if h % 2 ** (n_scales - 1) or w % 2 ** (n_scales - 1):
-            raise ValueError(
-                f"image_shape: height and width must be divisible by 2^(n_scales-1) = "
-                f"{2 ** (n_scales - 1)}, got {tuple(image_shape)}"
-            )
-        widths = _widths(hidden, n_scales)
-        n_blocks = check_positive_int(n_blocks, "n_blocks")
-        if block_kernel not in (1, 3):
-            raise ValueError(f"block_kernel: expected 1 or 3, got {block_kernel!r}")
-        checkers = per_scale(n_checker, "n_checker", n_scales - 1)
-        channels = per_scale(n_channel, "n_channel", n_scales - 1)
-        n_final = check_positive_int(n_final, "n_final")
-        final_checker = n_final if n_final_checker is None else n_final_checker
-        if (
-            isinstance(final_checker, bool)
-            or not isinstance(final_checker, int)
-            or final_checker < 0
-        ):
-            raise ValueError(
-                f"n_final_checker: expected None or an int >= 0, got {n_final_checker!r}"
-            )
-        activation_module(activation)
+        sizes = _check_structure(
+            image_shape,
+            n_scales,
+            hidden,
+            n_blocks,
+            n_checker,
+            n_channel,
+            n_final,
+            n_final_checker,
+            block_kernel,
+            activation,
+        )
+        (c, h, w), n_scales, widths, n_blocks, checkers, channels, n_final, final_checker = sizes
         level = _levels(
             (c, h, w),
             widths,
@@ -200,28 +243,25 @@ class ImageRealNVP(Flow):
         if actnorm:
             core = FlowSequence([ActNorm((c, h, w), per_pixel=True), level])
         super().__init__(FlowSequence([logit, core]), event_shape=(c, h, w))
-        self.config = dict(
-            image_shape=[c, h, w],
-            n_scales=n_scales,
-            hidden=widths,
-            n_blocks=n_blocks,
-            n_checker=n_checker if isinstance(n_checker, int) else list(checkers),
-            n_channel=n_channel if isinstance(n_channel, int) else list(channels),
-            n_final=n_final,
-            scale_bound=float(scale_bound),
-            alpha=float(alpha),
+        self.config = _config(
+            dict(
+                image_shape=[c, h, w],
+                n_scales=n_scales,
+                hidden=widths,
+                n_blocks=n_blocks,
+                n_checker=n_checker if isinstance(n_checker, int) else list(checkers),
+                n_channel=n_channel if isinstance(n_channel, int) else list(channels),
+                n_final=n_final,
+                scale_bound=float(scale_bound),
+                alpha=float(alpha),
+            ),
+            actnorm=bool(actnorm),
+            invconv=bool(invconv),
+            block_kernel=block_kernel,
+            split_prior=bool(split_prior),
+            n_final_checker=None if n_final_checker == n_final else n_final_checker,
+            activation=activation,
         )
-        # options recorded only when they differ from the defaults, so that older
-        # checkpoints keep their config
-        options = dict(
-            actnorm=(bool(actnorm), False),
-            invconv=(bool(invconv), False),
-            block_kernel=(block_kernel, 3),
-            split_prior=(bool(split_prior), False),
-            n_final_checker=(None if n_final_checker == n_final else n_final_checker, None),
-            activation=(activation, "silu"),
-        )
-        self.config.update({k: v for k, (v, default) in options.items() if v != default})
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (batch, C, H, W) in ``[0, 1]`` -> ``(z, log|det ∂z/∂x|)``."""
