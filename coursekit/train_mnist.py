@@ -96,6 +96,7 @@ EVAL_SEED = 1234
 #: The learned noise distribution of ``--dequantization variational``.
 DEQUANTIZER_CONFIG = dict(hidden=16, n_couplings=4, context_channels=8)
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, fully validated (:func:`~coursekit.train_mnist_checks.validate_args`):
     a bad option, data directory, output directory or checkpoint raises ``UsageError`` before
@@ -149,20 +150,13 @@ def load_data(args: argparse.Namespace) -> tuple:
         raise UsageError(f"{'--data-dir: ' if args.data_dir else ''}{error}") from None
 
 
-def train(args: argparse.Namespace, model, train_images: torch.Tensor, eval_images, run: dict):
-    """:func:`~coursekit.training_run.fit_run` with the checkpoint and evaluation callbacks,
-    restarted from the last checkpoint after a divergence (:func:`restart_after`)."""
+def make_callbacks(
+    args: argparse.Namespace, run: dict, eval_images: torch.Tensor, window: dict
+) -> list[Callback]:
+    """Every ``--checkpoint-every`` seconds (and at the end) the full state to
+    ``OUT/checkpoint.pt``; every ``--eval-every`` steps an evaluation of the EMA model, logged
+    in ``run["log"]``. ``window``: the time and step of the last evaluation (for the rate)."""
     ckpt_path, num_dims = Path(args.out) / "checkpoint.pt", math.prod(args.config["image_shape"])
-    variational = args.dequantization == "variational"
-    resume = None
-    if args.resume:
-        resume = read_run(ckpt_path, args, torch.device(args.torch_device))
-        run.update(run_record(resume))
-        print(
-            f"resumed from {ckpt_path} at step {resume['step']} "
-            f"({resume['elapsed'] / 60:.1f} min trained)"
-        )
-    window = dict(time=time.perf_counter(), step=resume["step"] if resume else 0)
 
     def save(state: FitState) -> None:
         extra = dict(config=args.config, args=vars(args), dequantization=args.dequantization)
@@ -184,14 +178,31 @@ def train(args: argparse.Namespace, model, train_images: torch.Tensor, eval_imag
         sys.stdout.flush()
         window.update(time=time.perf_counter(), step=state.step)
 
+    return [
+        Callback(save, every_seconds=args.checkpoint_every, at_end=True),
+        Callback(log_evaluation, every_steps=args.eval_every),
+    ]
+
+
+def train(args: argparse.Namespace, model, train_images: torch.Tensor, eval_images, run: dict):
+    """:func:`~coursekit.training_run.fit_run` with the checkpoint and evaluation callbacks,
+    restarted from the last checkpoint after a divergence (:func:`restart_after`)."""
+    ckpt_path, num_dims = Path(args.out) / "checkpoint.pt", math.prod(args.config["image_shape"])
+    variational = args.dequantization == "variational"
+    resume = None
+    if args.resume:
+        resume = read_run(ckpt_path, args, torch.device(args.torch_device))
+        run.update(run_record(resume))
+        print(
+            f"resumed from {ckpt_path} at step {resume['step']} "
+            f"({resume['elapsed'] / 60:.1f} min trained)"
+        )
+    window = dict(time=time.perf_counter(), step=resume["step"] if resume else 0)
+
     def loss_of_batch(model: ImageRealNVP, x: torch.Tensor) -> torch.Tensor:
         # uniform: x = (k + u) / 256 (DequantizedImages); variational: x = [k, ε] (ImagesAndNoise)
         return negative_elbo_given_noise(model, x) if variational else nll(model, x)
 
-    callbacks = [
-        Callback(save, every_seconds=args.checkpoint_every, at_end=True),
-        Callback(log_evaluation, every_steps=args.eval_every),
-    ]
     data = (ImagesAndNoise if variational else DequantizedImages)(train_images)
     options = dict(
         steps=args.steps,
@@ -202,7 +213,7 @@ def train(args: argparse.Namespace, model, train_images: torch.Tensor, eval_imag
         log_every=20,
         warmup=args.warmup,
         ema=args.ema,
-        callbacks=callbacks,
+        callbacks=make_callbacks(args, run, eval_images, window),
         max_loss=max_loss(args.max_bpd, num_dims),
         loss_fn=torch.compile(loss_of_batch) if args.compile else loss_of_batch,
     )
