@@ -2,9 +2,9 @@
 
 Target: :class:`coursekit.datasets.in_dimension.PlaneFourModes` — the slides' four modes
 (σ = 0.5) on a rotated plane of ``R^d``, width σ in every other direction; exact density in
-every ``d``. For each ``d`` and seed, three models, each trained by ``coursekit.training.fit``
+every ``d``. For each ``d`` and seed, three models, each trained by ``coursekit.training_run.fit_run``
 on fresh samples for the same budget of process CPU time (one torch thread,
-``fit(..., max_seconds=..., clock=time.process_time)``):
+``fit_run(..., max_seconds=..., clock=time.process_time)``):
 
 * ``flow``: ``RealNVP(d)`` (12 affine couplings, hidden (32, 32)) with ``fit``'s defaults;
 * ``mc_mlp``: the MLP ``g_θ: R^d → R`` (hidden (64, 64)) normalised on ``[−5, 5]^d`` by a
@@ -50,7 +50,7 @@ from coursekit.mlp_density import (
     grid_normalizer_cost,
     importance_log_normalizer,
 )
-from coursekit.training import fit
+from coursekit.training_run import fit_run
 
 OUT = Path(__file__).resolve().with_name("density_in_dimension.json")
 DIMS = (2, 3, 4, 6, 8)
@@ -110,7 +110,7 @@ def run_one(method: str, dim: int, seed: int, seconds: float) -> dict:
     model = make_model(method, dim, seed)
     kwargs = {} if method == "flow" else MLP_FIT
     cpu0 = time.process_time()
-    history = fit(
+    history = fit_run(
         model,
         target,
         steps=MANY_STEPS,

@@ -34,7 +34,8 @@ import torch
 from coursekit.datasets import four_modes
 from coursekit.experiments import log_ratio_samples, mean_and_se
 from coursekit.flows import RealNVP
-from coursekit.training import TrainingDivergedError, fit, seed_everything
+from coursekit.training import TrainingDivergedError, seed_everything
+from coursekit.training_run import fit_run
 
 VARIANTS: dict[str, dict] = {
     "fit": {},
@@ -85,7 +86,7 @@ def run(variant: str, seed: int, seconds: float) -> dict:
         if kw.pop("loop", None) == "torch":
             steps = torch_adam_loop(model, target, seconds, seed)
         else:
-            steps = fit(
+            steps = fit_run(
                 model,
                 target,
                 steps=10**7,

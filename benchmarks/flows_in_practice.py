@@ -8,7 +8,7 @@ Usage (from the repository root)::
 
 Every model is trained by :func:`coursekit.training.fit` (fresh target samples each step,
 fit's defaults: Adam at lr 1e-2 with a cosine decay, batch 1,024, gradient clipping at 10)
-for a budget of **CPU time of the process** (``fit(..., clock=time.process_time)``) with one
+for a budget of **CPU time of the process** (``fit_run(..., clock=time.process_time)``) with one
 torch thread, so a shared machine's load does not shrink anyone's budget. After training:
 
 * ``KL(p ‖ p_θ)`` on 20,000 fresh target samples, the same for every model of a seed
@@ -48,7 +48,7 @@ from coursekit.practice import (
     parameter_count,
     summarise_runs,
 )
-from coursekit.training import fit
+from coursekit.training_run import fit_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "flows_in_practice.json"
@@ -100,7 +100,7 @@ def run_one(
     """Train one model for ``budget`` CPU seconds and measure it."""
     target = gallery()[target_name]
     model = build_flow(model_name, seed=seed)
-    history = fit(
+    history = fit_run(
         model,
         target,
         max_seconds=budget,

@@ -53,8 +53,8 @@ from coursekit.flows import (
 from coursekit.flows.preprocessing import LEVELS, dequantize
 from coursekit.metrics import mean_and_se, nll
 from coursekit.train_mnist import DEFAULT_CONFIG
-from coursekit.training import fit, seed_everything
-from coursekit.training_state import TrainingDivergedError
+from coursekit.training import TrainingDivergedError, seed_everything
+from coursekit.training_run import fit_run
 
 EVAL_SEED = 1234
 #: The shipped model's configuration (train_mnist.DEFAULT_CONFIG), narrower and with fewer
@@ -92,7 +92,7 @@ def run_one(variant: str, seed: int, seconds: float, train, test_images) -> dict
         data, loss_fn = DequantizedImages(train.images), nll
     result = dict(variant=variant, seed=seed, parameters=sum(p.numel() for p in model.parameters()))
     try:
-        history = fit(
+        history = fit_run(
             model,
             data,
             steps=100_000,

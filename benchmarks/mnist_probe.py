@@ -32,7 +32,8 @@ from coursekit.datasets import load_mnist
 from coursekit.device import hardware
 from coursekit.flows import DequantizedImages, ImageRealNVP, dequantize, image_bits_per_dim
 from coursekit.train_mnist import DEFAULT_CONFIG, training_loss
-from coursekit.training import Callback, FitState, fit
+from coursekit.training import FitState
+from coursekit.training_run import Callback, fit_run
 
 #: Changes to the shipped configuration, by name.
 PRESETS: dict[str, dict[str, object]] = {
@@ -108,7 +109,7 @@ def probe(
 
     loss_fn = torch.compile(training_loss) if compile_loss else training_loss
     with validation(False):  # pixels in [0, 1) by construction
-        history = fit(
+        history = fit_run(
             model, DequantizedImages(train_images), steps=10**9, batch_size=batch_size, lr=lr,
             clip_grad=50.0, max_seconds=budget, seed=seed, loss_fn=loss_fn, progress=False,
             warmup=warmup, callbacks=[Callback(evaluate_when_due, every_steps=1)],

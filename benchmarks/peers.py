@@ -66,7 +66,8 @@ from torch import Tensor, nn
 from coursekit.datasets import Checkerboard, four_modes
 from coursekit.device import hardware
 from coursekit.metrics import kl_to_target
-from coursekit.training import Callback, FitState, TrainingDivergedError, fit
+from coursekit.training import FitState, TrainingDivergedError, fit
+from coursekit.training_run import Callback, fit_run
 
 #: Decay of the moving average of the weights evaluated at each snapshot (about 200 steps).
 EMA_DECAY = 0.995
@@ -184,7 +185,7 @@ def train_with_snapshots(
         return len(out) == len(budgets)
 
     try:
-        fit(
+        fit_run(
             model, target, steps=10**9, batch_size=batch_size, lr=lr, clip_grad=clip_grad,
             schedule="constant", seed=seed, progress=False, ema=ema_decay,
             callbacks=[Callback(snapshot, every_steps=1)],

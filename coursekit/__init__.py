@@ -49,12 +49,13 @@ Modules:
   :mod:`~coursekit.datasets.idx`).
 * :mod:`coursekit.metrics`: NLL, bits/dim, KL.
 * :mod:`coursekit.bands`: a trained figure's band over a committed benchmark's seeds.
-* :mod:`coursekit.training`: ``fit``, the one training loop;
-  :mod:`coursekit.training_state` (``History``, ``FitState``, ``Callback``);
+* :mod:`coursekit.training`: ``fit`` and its loop ``train_loop``;
+  :mod:`coursekit.training_run` (``fit_run``: EMA, callbacks, resume, clock around it);
   :mod:`coursekit.training_checks` (its argument checks);
   :mod:`coursekit.optim` (``FlatAdam``, the learning-rate schedule).
 * :mod:`coursekit.train_mnist`: the MNIST training command;
-  :mod:`coursekit.train_mnist_checks` (its options, checked before training).
+  :mod:`coursekit.train_mnist_checks` (its options, checked before training);
+  :mod:`coursekit.train_mnist_checkpoints` (checkpoints, restarts after a divergence).
 * :mod:`coursekit.pretrained`: the shipped MNIST model.
 * :mod:`coursekit.mlp_density`: the MLP density model of notebook 01 and its normalisers;
   :mod:`coursekit.grid`: densities on 2-D grids.

@@ -1,7 +1,7 @@
 """Measuring a density model against the truth: KL with its Monte Carlo standard error, the
 mass in the gap between the modes, the cost of a grid normaliser (the four modes in ``d``
 dimensions: :class:`coursekit.datasets.PlaneFourModes`). (CPU-time training budgets:
-``fit(..., clock=time.process_time)``.)
+``coursekit.training_run.fit_run(..., clock=time.process_time)``.)
 
 * ``KL(p ‖ p_θ) = E_p[log p(X) − log p_θ(X)]`` (eq. 1) (:mod:`coursekit.metrics`) is the mean of
   ``d_i = log p(x_i) − log p_θ(x_i)`` over ``n`` samples ``x_i ~ p``; its standard error is

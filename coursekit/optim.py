@@ -3,8 +3,8 @@ learning-rate schedule.
 
 * :class:`FlatAdam`: Adam (Kingma & Ba, 2015) with gradient-norm clipping, all parameters
   updated as one flat vector.
-* :func:`make_adam`: ``FlatAdam`` when every parameter shares one dtype and device, else
-  ``torch.optim.Adam``.
+* :func:`make_adam`: ``FlatAdam`` (where every parameter shares one dtype and device) or
+  ``torch.optim.Adam``; :func:`clip_gradients`: gradient-norm clipping for either.
 * :func:`learning_rate`: linear warm-up, then a cosine decay to 0 (or a constant rate) over
   the steps or a time budget, whichever ends first.
 """
@@ -45,7 +45,7 @@ class FlatAdam:
     dozens of small parameter tensors of a toy flow (72 for ``RealNVP(2)``). Its gain over
     ``torch.optim.Adam`` is measured in benchmarks/README.md ("FlatAdam").
 
-    All parameters must share one dtype and device (:func:`fit` falls back to
+    All parameters must share one dtype and device (:func:`make_adam` falls back to
     ``torch.optim.Adam`` otherwise). A parameter that receives no gradient in a step is
     treated as having gradient 0 (its moments decay; ``torch.optim.Adam`` would skip it).
     """
@@ -152,12 +152,30 @@ class FlatAdam:
         self.exp_avg_sq.copy_(state["exp_avg_sq"])
 
 
-def make_adam(params: list[Tensor], lr: float, weight_decay: float) -> FlatAdam | torch.optim.Adam:
-    """:class:`FlatAdam` when ``params`` share one dtype and device, else ``torch.optim.Adam``."""
+def make_adam(
+    params: list[Tensor], lr: float, weight_decay: float, kind: str = "flat"
+) -> FlatAdam | torch.optim.Adam:
+    """Adam over ``params``: :class:`FlatAdam` (``kind="flat"``, where the parameters share
+    one dtype and device) or ``torch.optim.Adam`` (``kind="torch"``, fused where torch offers
+    it)."""
     first = params[0]
-    if all(p.dtype == first.dtype and p.device == first.device for p in params):
+    if kind == "flat" and all(p.dtype == first.dtype and p.device == first.device for p in params):
         return FlatAdam(params, lr=lr, weight_decay=weight_decay)
-    return _adam(params, lr=lr, weight_decay=weight_decay)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def clip_gradients(
+    optimizer: FlatAdam | torch.optim.Optimizer, params: list[Tensor], max_norm: float | None
+) -> Tensor:
+    """Scale the gradients of ``params`` so their joint 2-norm is at most ``max_norm``
+    (``None``: no limit); return the norm before scaling."""
+    limit = math.inf if max_norm is None else max_norm
+    if isinstance(optimizer, FlatAdam):
+        return optimizer.clip_grad_norm(limit)
+    return torch.nn.utils.clip_grad_norm_(params, limit)
 
 
 def set_learning_rate(optimizer: FlatAdam | torch.optim.Optimizer, lr: float) -> None:
@@ -193,11 +211,3 @@ def learning_rate(
     if max_seconds is not None:
         frac = max(frac, elapsed / max_seconds)
     return 0.5 * peak * (1 + math.cos(math.pi * min(frac, 1.0)))
-
-
-def _adam(params: list[Tensor], lr: float, weight_decay: float) -> torch.optim.Adam:
-    """``torch.optim.Adam`` (fused where torch offers it), for parameters of mixed dtypes."""
-    try:
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)

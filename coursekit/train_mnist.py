@@ -6,7 +6,7 @@ Usage::
     python -m coursekit.train_mnist --out runs/mnist --resume      # after an interruption
     python -m coursekit.train_mnist --quick --out runs/quick        # a CI-sized run
 
-The training is :func:`coursekit.training.fit` on dequantized images ``x = (k + u) / 256``
+The training is :func:`coursekit.training_run.fit_run` on dequantized images ``x = (k + u) / 256``
 (:class:`~coursekit.flows.preprocessing.DequantizedImages`), loss ``−mean log p_θ(x)``
 (eq. 4/14; reported in bits/dim of the 8-bit data), warm-up then cosine decay, and an EMA
 of the weights, which is what gets evaluated and saved. With ``--dequantization
@@ -17,8 +17,10 @@ Value checks are off during training (:func:`coursekit.validation`).
 
 Before anything is loaded or trained, :func:`parse_args` checks every option, the data
 directory, that ``--out`` can be written and the checkpoint ``--resume`` would read
-(:mod:`coursekit.train_mnist_checks`): a problem exits with code 2 and a message naming the
-option, so that no run is lost at its end.
+(:mod:`coursekit.train_mnist_checks`): a problem raises ``UsageError`` naming the option, so
+that no run is lost at its end. :func:`run` is the command as a function; only :func:`main`
+turns its errors into exit codes (2: a bad option; 1: a divergence after the restarts, or a
+checkpoint that cannot be written, the last good one kept).
 
 This module adds the arguments and the checkpoint policy: every ``--checkpoint-every``
 seconds the full state is written atomically to ``OUT/checkpoint.pt`` (only once its weights
@@ -44,7 +46,6 @@ from tqdm.auto import tqdm
 from coursekit._validation import validation
 from coursekit.datasets.mnist import MNISTIntegrityError, load_mnist
 from coursekit.device import hardware
-from coursekit.flows.checkpoint import atomic_save
 from coursekit.flows.dequantization import (
     DequantizedImageFlow,
     ImagesAndNoise,
@@ -59,9 +60,18 @@ from coursekit.flows.preprocessing import (
     dequantize,
     image_bits_per_dim,
 )
-from coursekit.metrics import bits_per_dim, nll
-from coursekit.train_mnist_checks import UsageError, read_run, validate_args
-from coursekit.training import Callback, FitState, TrainingDivergedError, fit, seed_everything
+from coursekit.metrics import nll
+from coursekit.train_mnist_checkpoints import (
+    RunStopped,
+    batch_bits_per_dim,
+    max_loss,
+    restart_after,
+    run_record,
+    save_checkpoint,
+)
+from coursekit.train_mnist_checks import PROG, UsageError, make_parser, read_run, validate_args
+from coursekit.training import FitState, History, TrainingDivergedError, seed_everything
+from coursekit.training_run import Callback, fit_run
 
 #: The architecture of the shipped pretrained model (and the default here).
 DEFAULT_CONFIG = dict(
@@ -80,72 +90,18 @@ DEFAULT_CONFIG = dict(
     split_prior=True,
 )
 
+#: the dequantization noise of every evaluation (so that evaluations are comparable)
 EVAL_SEED = 1234
 
 #: The learned noise distribution of ``--dequantization variational``.
 DEQUANTIZER_CONFIG = dict(hidden=16, n_couplings=4, context_channels=8)
 
-#: The training loss: the NLL of :func:`coursekit.metrics.nll` (a module attribute, so that
-#: tests can replace it).
-training_loss = nll
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, fully validated (:func:`~coursekit.train_mnist_checks.validate_args`):
-    a bad option, data directory,
-    output directory or checkpoint exits with code 2 before anything is trained, with a
-    message naming the option (``--lr: expected a positive number``)."""
-    p = argparse.ArgumentParser(
-        prog="python -m coursekit.train_mnist",
-        description="Train a multi-scale RealNVP on MNIST (maximum likelihood).",
-    )
-    options = [  # flag, type, default, help
-        ("--out", str, "runs/mnist", "run directory (checkpoints, logs)"),
-        ("--data-dir", str, None, "directory with the MNIST IDX files"),
-        ("--steps", int, 6000, "optimisation steps"),
-        ("--max-minutes", float, None, "training-time budget (evaluations, checkpoints apart)"),
-        ("--batch-size", int, 64, None),
-        ("--lr", float, 1e-3, "peak learning rate (Adam)"),
-        ("--warmup", int, 200, "linear warm-up steps"),
-        ("--ema", float, 0.999, "EMA decay of the weights"),
-        ("--clip-grad", float, 50.0, "max gradient norm"),
-        ("--max-bpd", float, 16.0, "a training batch above this many bits/dim (default: twice "
-         "the 8 of a uniform model) counts as a divergence, like NaN or Inf (--max-restarts)"),
-        ("--seed", int, 0, None),
-        ("--device", str, "auto", "auto | cpu | cuda | mps"),
-        ("--threads", int, None, "torch CPU threads"),
-        ("--checkpoint-every", float, 180.0, "seconds"),
-        ("--eval-every", int, 500, "steps between test evals"),
-        ("--eval-images", int, 2000, "test images per eval"),
-        ("--final-eval-images", int, None, "default: all"),
-        ("--hidden", str, None, "conditioner widths per scale, e.g. 16,48,64"),
-        ("--dequantization", str, "uniform", "uniform | variational (a learned q(u | k), "
-         "trained with the flow on the bound E_q[log p(k + u) - log q(u | k)])"),
-        ("--max-restarts", int, 2, "on divergence, reload the last checkpoint and halve the "
-         "learning rate, at most this many times (0: stop the run instead)"),
-    ]  # fmt: skip
-    for flag, kind, default, text in options:
-        p.add_argument(flag, type=kind, default=default, help=text)
-    p.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="KEY=JSON",
-        help="architecture changes to the default ImageRealNVP config, e.g. n_final=4 "
-        'activation="relu"',
-    )
-    p.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the training loss (faster steps after ~2 min of compilation)",
-    )
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="CI-sized run: 120 steps, small evals, 30 s checkpoints (about 1-2 minutes)",
-    )
-    args = p.parse_args(argv)
+    a bad option, data directory, output directory or checkpoint raises ``UsageError`` before
+    anything is trained, with a message naming the option (``--lr: expected ...``)."""
+    args = make_parser().parse_args(argv)
     if args.quick:
         args.steps = min(args.steps, 120)
         args.warmup = min(args.warmup, 20)
@@ -153,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.eval_images = min(args.eval_images, 500)
         args.final_eval_images = args.final_eval_images or 1000
         args.checkpoint_every = min(args.checkpoint_every, 30.0)
-    validate_args(args, p, DEFAULT_CONFIG)
+    validate_args(args, DEFAULT_CONFIG)
     return args
 
 
@@ -166,13 +122,11 @@ def evaluate(model: ImageRealNVP | DequantizedImageFlow, images: torch.Tensor) -
     return image_bits_per_dim(model, images, generator=generator)
 
 
-def batch_bits_per_dim(loss: float, num_dims: int) -> float:
-    """Bits/dim of the dequantized 8-bit data from a batch loss ``−mean log p(x)`` in nats."""
-    return float(bits_per_dim(torch.tensor(-loss, dtype=torch.float64), num_dims, levels=LEVELS))
-
-
 def build_model(
-    config: dict, seed: int, images: torch.Tensor, device: torch.device,
+    config: dict,
+    seed: int,
+    images: torch.Tensor,
+    device: torch.device,
     dequantization: str = "uniform",
 ) -> ImageRealNVP | DequantizedImageFlow:
     """``ImageRealNVP(**config)`` with its ActNorms initialised on 512 dequantized images,
@@ -188,93 +142,25 @@ def build_model(
     return model
 
 
-def run_record(saved: dict) -> dict:
-    """What a run keeps besides the training state: its log, learning-rate scale, restarts."""
-    return dict(
-        log=saved["log"], lr_scale=saved.get("lr_scale", 1.0), restarts=saved.get("restarts", [])
-    )
-
-
-def restart_after(
-    error: TrainingDivergedError, args: argparse.Namespace, run: dict, ckpt_path: Path, **kw
-) -> dict:
-    """The checkpoint policy on a divergence: the state to resume from, or ``SystemExit``.
-
-    Reloads the last checkpoint and halves the learning rate (``run`` records the restart and
-    the checkpoint is rewritten with it), at most ``--max-restarts`` times; the training time
-    keeps counting. ``kw``: ``config``, ``device``, ``num_dims``.
-    """
-    steps_done = error.step - 1
-    bpd = batch_bits_per_dim(error.loss, kw["num_dims"])
-    if len(run["restarts"]) >= args.max_restarts or not ckpt_path.exists():
-        raise SystemExit(
-            f"training diverged at step {steps_done}: batch loss {bpd:.4g} bits/dim "
-            f"(--max-bpd {args.max_bpd:g}); rerun the same command with --resume and a "
-            "smaller --lr to continue from the last checkpoint"
-            + (f" ({ckpt_path}, saved before the divergence)" if ckpt_path.exists() else "")
-        )
-    saved = read_run(ckpt_path, kw["config"], kw["device"])
-    run.update(run_record(saved))
-    run["lr_scale"] /= 2
-    run["restarts"].append(
-        dict(diverged_at_step=steps_done, bpd=bpd, resumed_at_step=saved["step"],
-             lr_scale=run["lr_scale"])
-    )  # fmt: skip
-    tqdm.write(
-        f"training diverged at step {steps_done} (batch loss {bpd:.4g} bits/dim): restarting "
-        f"from the checkpoint at step {saved['step']} with the learning rate "
-        f"x{run['lr_scale']:g} (restart {len(run['restarts'])} of at most {args.max_restarts})"
-    )
-    atomic_save({**saved, **run}, ckpt_path)  # the halved rate survives a later --resume
-    return {**saved, "elapsed": error.elapsed}
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Run the command; returns the metrics written to ``OUT/metrics.json``."""
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.torch_device)
-    out = Path(args.out)
-    ckpt_path = out / "checkpoint.pt"
-    command = "python -m coursekit.train_mnist " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
-    )
-    for stale in out.glob("checkpoint.pt*.tmp"):  # left by a run killed while saving
-        stale.unlink()
+def load_data(args: argparse.Namespace) -> tuple:
+    """The train and test splits (``UsageError`` naming ``--data-dir`` if they cannot be read)."""
     try:
-        train = load_mnist(args.data_dir, split="train")
-        test = load_mnist(args.data_dir, split="test")
+        return load_mnist(args.data_dir, split="train"), load_mnist(args.data_dir, split="test")
     except (FileNotFoundError, MNISTIntegrityError) as error:
-        flag = "--data-dir: " if args.data_dir else ""
-        print(f"python -m coursekit.train_mnist: error: {flag}{error}", file=sys.stderr)
-        raise UsageError(f"{flag}{error}") from None
-    config = args.config
-    num_dims = math.prod(config["image_shape"])  # D = 784 for MNIST
-    model = build_model(config, args.seed, train.images, device, args.dequantization)
-    variational = args.dequantization == "variational"
+        raise UsageError(f"{'--data-dir: ' if args.data_dir else ''}{error}") from None
 
-    run: dict = dict(log=[], lr_scale=1.0, restarts=[])  # saved with every checkpoint
-    resume = None
-    if args.resume:
-        resume = read_run(ckpt_path, config, device, args.dequantization)
-        run.update(run_record(resume))
-        minutes = resume["elapsed"] / 60
-        print(f"resumed from {ckpt_path} at step {resume['step']} ({minutes:.1f} min trained)")
-    eval_images = test.images[: args.eval_images]
-    print(
-        f"data: train {train.images.shape[0]:,} ({train.source}), test {len(test):,}; model "
-        f"{model.num_parameters():,} parameters; device {device}; threads "
-        f"{torch.get_num_threads()}"
-    )
-    window = dict(time=time.perf_counter(), step=resume["step"] if resume else 0)
+
+def make_callbacks(
+    args: argparse.Namespace, run: dict, eval_images: torch.Tensor, window: dict
+) -> list[Callback]:
+    """Every ``--checkpoint-every`` seconds (and at the end) the full state to
+    ``OUT/checkpoint.pt``; every ``--eval-every`` steps an evaluation of the EMA model, logged
+    in ``run["log"]``. ``window``: the time and step of the last evaluation (for the rate)."""
+    ckpt_path, num_dims = Path(args.out) / "checkpoint.pt", math.prod(args.config["image_shape"])
 
     def save(state: FitState) -> None:
-        atomic_save(
-            {**state.state_dict(), **run, "config": config, "args": vars(args),
-             "dequantization": args.dequantization},
-            ckpt_path,
-        )  # fmt: skip
+        extra = dict(config=args.config, args=vars(args), dequantization=args.dequantization)
+        save_checkpoint({**state.state_dict(), **run, **extra}, ckpt_path)
 
     def log_evaluation(state: FitState) -> None:
         now = time.perf_counter()
@@ -292,52 +178,88 @@ def main(argv: list[str] | None = None) -> dict:
         sys.stdout.flush()
         window.update(time=time.perf_counter(), step=state.step)
 
-    def loss_of_batch(model: ImageRealNVP, x: torch.Tensor) -> torch.Tensor:
-        # uniform: x = (k + u) / 256 (DequantizedImages); variational: x = [k, ε] (ImagesAndNoise)
-        return negative_elbo_given_noise(model, x) if variational else training_loss(model, x)
-
-    callbacks = [
+    return [
         Callback(save, every_seconds=args.checkpoint_every, at_end=True),
         Callback(log_evaluation, every_steps=args.eval_every),
     ]
+
+
+def train(args: argparse.Namespace, model, train_images: torch.Tensor, eval_images, run: dict):
+    """:func:`~coursekit.training_run.fit_run` with the checkpoint and evaluation callbacks,
+    restarted from the last checkpoint after a divergence (:func:`restart_after`)."""
+    ckpt_path, num_dims = Path(args.out) / "checkpoint.pt", math.prod(args.config["image_shape"])
+    variational = args.dequantization == "variational"
+    resume = None
+    if args.resume:
+        resume = read_run(ckpt_path, args, torch.device(args.torch_device))
+        run.update(run_record(resume))
+        print(
+            f"resumed from {ckpt_path} at step {resume['step']} "
+            f"({resume['elapsed'] / 60:.1f} min trained)"
+        )
+    window = dict(time=time.perf_counter(), step=resume["step"] if resume else 0)
+
+    def loss_of_batch(model: ImageRealNVP, x: torch.Tensor) -> torch.Tensor:
+        # uniform: x = (k + u) / 256 (DequantizedImages); variational: x = [k, ε] (ImagesAndNoise)
+        return negative_elbo_given_noise(model, x) if variational else nll(model, x)
+
+    data = (ImagesAndNoise if variational else DequantizedImages)(train_images)
+    options = dict(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        clip_grad=args.clip_grad,
+        seed=args.seed,
+        max_seconds=60 * args.max_minutes if args.max_minutes else None,
+        log_every=20,
+        warmup=args.warmup,
+        ema=args.ema,
+        callbacks=make_callbacks(args, run, eval_images, window),
+        max_loss=max_loss(args.max_bpd, num_dims),
+        loss_fn=torch.compile(loss_of_batch) if args.compile else loss_of_batch,
+    )
     with validation(False):
-        loss_fn = torch.compile(loss_of_batch) if args.compile else loss_of_batch
         while True:
             try:
-                history = fit(
-                    model, (ImagesAndNoise if variational else DequantizedImages)(train.images),
-                    steps=args.steps,
-                    batch_size=args.batch_size, lr=args.lr, clip_grad=args.clip_grad,
-                    max_seconds=60 * args.max_minutes if args.max_minutes else None,
-                    seed=args.seed, loss_fn=loss_fn, log_every=20, warmup=args.warmup,
-                    ema=args.ema, callbacks=callbacks, resume=resume, lr_scale=run["lr_scale"],
-                    max_loss=num_dims * (args.max_bpd * math.log(2) - math.log(LEVELS)),
-                )  # fmt: skip
-                break
+                return fit_run(model, data, lr=args.lr * run["lr_scale"], resume=resume, **options)
             except TrainingDivergedError as error:
-                kw = dict(config=config, device=device, num_dims=num_dims)
-                resume = restart_after(error, args, run, ckpt_path, **kw)
+                resume = restart_after(error, args, run, num_dims)
                 window.update(time=time.perf_counter(), step=resume["step"])
-    if history.stopped_by_time:
-        print(f"time budget of {args.max_minutes} min reached at step {history.steps}")
-    ema = history.ema_model
+
+
+def report(args, argv, history: History, model, train, test, run: dict) -> dict:
+    """The final evaluation of the EMA model, saved with its metrics as ``OUT/model.pt`` and
+    ``OUT/metrics.json``; the metrics."""
+    out = Path(args.out)
     final_images = test.images[: args.final_eval_images] if args.final_eval_images else test.images
     t0 = time.perf_counter()
-    test_bpd = evaluate(ema, final_images)
+    test_bpd = evaluate(history.ema_model, final_images)
     rates = [e["images_per_s"] for e in run["log"]]
+    command = f"{PROG} " + " ".join(shlex.quote(a) for a in argv)
     metrics = dict(
-        command=command, config=config,
+        command=command,
+        config=args.config,
         data=dict(train=train.source, test=test.source, n_train=int(train.images.shape[0])),
-        test_images=int(final_images.shape[0]), test_bits_per_dim=round(test_bpd, 4),
-        eval_seed=EVAL_SEED, seed=args.seed, steps=history.steps, batch_size=args.batch_size,
-        lr=args.lr, restarts=run["restarts"], ema=args.ema,
+        test_images=int(final_images.shape[0]),
+        test_bits_per_dim=round(test_bpd, 4),
+        eval_seed=EVAL_SEED,
+        seed=args.seed,
+        steps=history.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        restarts=run["restarts"],
+        ema=args.ema,
         train_minutes=round(history.seconds / 60, 2),
         images_per_s=round(sum(rates) / len(rates), 1) if rates else None,
-        eval_seconds=round(time.perf_counter() - t0, 1), parameters=model.num_parameters(),
-        device=str(device), threads=torch.get_num_threads(), hardware=hardware(),
+        eval_seconds=round(time.perf_counter() - t0, 1),
+        parameters=model.num_parameters(),
+        device=args.torch_device,
+        threads=torch.get_num_threads(),
+        hardware=hardware(),
         log=run["log"],
-    )  # fmt: skip
-    ema.save(out / "model.pt", metadata={k: v for k, v in metrics.items() if k != "log"})
+    )
+    history.ema_model.save(
+        out / "model.pt", metadata={k: v for k, v in metrics.items() if k != "log"}
+    )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(
         f"final test bits/dim {test_bpd:.4f} on {final_images.shape[0]:,} test images "
@@ -346,5 +268,53 @@ def main(argv: list[str] | None = None) -> dict:
     return metrics
 
 
+def run(argv: list[str] | None = None) -> dict:
+    """The command as a function: returns the metrics written to ``OUT/metrics.json``.
+
+    Raises:
+        UsageError: a bad option, data directory, output directory or checkpoint.
+        RunStopped: a divergence after the restarts, or a checkpoint that cannot be written.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for stale in Path(args.out).glob("checkpoint.pt*.tmp"):  # left by a run killed while saving
+        stale.unlink()
+    train_split, test = load_data(args)
+    model = build_model(
+        args.config,
+        args.seed,
+        train_split.images,
+        torch.device(args.torch_device),
+        args.dequantization,
+    )
+    print(
+        f"data: train {train_split.images.shape[0]:,} ({train_split.source}), test {len(test):,};"
+        f" model {model.num_parameters():,} parameters; device {args.torch_device}; threads "
+        f"{torch.get_num_threads()}"
+    )
+    record: dict = dict(log=[], lr_scale=1.0, restarts=[])  # saved with every checkpoint
+    history = train(args, model, train_split.images, test.images[: args.eval_images], record)
+    if history.stopped_by_time:
+        print(f"time budget of {args.max_minutes} min reached at step {history.steps}")
+    return report(args, argv, history, model, train_split, test, record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; the exit code: 0, 2 for a bad option (argparse's code), 1 for a run
+    stopped by divergence or a failed checkpoint write."""
+    try:
+        run(argv)
+    except UsageError as error:
+        make_parser().print_usage(sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except RunStopped as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,19 +2,49 @@
 
 Everything :func:`~coursekit.training.fit` would otherwise discover deep inside a step (a
 model without ``log_prob``, a loss of shape (batch,), a sampler returning numpy, a negative
-weight decay, a fractional seed…) raises ``ValueError`` naming the argument, before the first
-step or at the first batch.
+weight decay, a fractional seed…) raises an error naming the argument, before the first step
+or at the first batch: ``TypeError`` for a wrong type, ``ValueError`` for a wrong value.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from coursekit._validation import check_positive_int, check_tensor
-from coursekit.training_state import Callback
+from coursekit._validation import check_positive_float, check_positive_int, check_tensor
+
+#: seeds are 63-bit: ``torch.manual_seed`` and the generators take integers below this.
+SEED_LIMIT = 2**63
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """:func:`~coursekit.training.fit`'s options as :func:`~coursekit.training.train_loop`
+    reads them, checked; ``max_loss`` and ``clock`` are set by ``fit_run``."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    clip_grad: float | None
+    schedule: str
+    max_seconds: float | None
+    progress: bool | None
+    log_every: int
+    warmup: int
+    optimizer: str
+    max_loss: float = math.inf
+    clock: Callable[[], float] = time.perf_counter
+
+    @property
+    def hide_progress(self) -> bool | None:
+        """tqdm's ``disable``: ``None`` (shown unless ``TQDM_DISABLE`` is set) or a bool."""
+        return None if self.progress is None else not self.progress
 
 
 def check_data(data: Tensor | object) -> None:
@@ -24,7 +54,7 @@ def check_data(data: Tensor | object) -> None:
         if data.shape[0] == 0:
             raise ValueError("data: expected at least one training point, got an empty tensor")
     elif not callable(getattr(data, "sample", None)):
-        raise ValueError(
+        raise TypeError(
             "data: expected a tensor of training points or a sampler with "
             f"sample(n, generator=...), got {type(data).__name__}"
         )
@@ -60,35 +90,74 @@ def check_loss(loss: object) -> Tensor:
     return loss
 
 
-def check_fit_args(
-    model: object,
-    loss_fn: object,
-    weight_decay: object,
-    seed: object,
-    log_every: object,
-    callbacks: object,
-    max_loss: object,
-) -> None:
-    """The arguments :func:`fit` would otherwise only discover deep inside a step."""
+def check_seed(seed: object, name: str = "seed") -> int:
+    """An integer in ``[0, 2**63)``."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer >= 0, got {seed!r}")
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"{name}: expected an integer in [0, 2**63), got {seed!r}")
+    return int(seed)
+
+
+def _check_model(model: object, loss_fn: object) -> None:
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     if loss_fn is None and not callable(getattr(model, "log_prob", None)):
         raise ValueError(
             f"model: expected a flow with log_prob(x) for the default NLL loss, got a "
             f"{type(model).__name__} without one; pass loss_fn=..."
         )
     if loss_fn is not None and not callable(loss_fn):
-        raise ValueError(f"loss_fn: expected a function loss_fn(model, batch), got {loss_fn!r}")
-    wd_ok = isinstance(weight_decay, (int, float)) and not isinstance(weight_decay, bool)
+        raise TypeError(f"loss_fn: expected a function loss_fn(model, batch), got {loss_fn!r}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("model: expected trainable parameters, found none")
+
+
+def check_fit_args(
+    model: object,
+    data: object,
+    *,
+    steps: object,
+    batch_size: object,
+    lr: object,
+    weight_decay: object,
+    clip_grad: object,
+    schedule: object,
+    max_seconds: object,
+    seed: object,
+    loss_fn: object,
+    progress: object,
+    log_every: object,
+    warmup: object,
+    optimizer: object,
+) -> tuple[FitSettings, int | None, Callable | None]:
+    """:func:`~coursekit.training.fit`'s arguments checked: the settings, seed and loss."""
+    _check_model(model, loss_fn)
+    check_data(data)
+    wd_ok = isinstance(weight_decay, numbers.Real) and not isinstance(weight_decay, bool)
     if not wd_ok or not 0 <= weight_decay < math.inf:
         raise ValueError(f"weight_decay: expected a finite number >= 0, got {weight_decay!r}")
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
-    ):
-        raise ValueError(f"seed: expected None or an integer >= 0, got {seed!r}")
-    check_positive_int(log_every, "log_every")
-    bad = [c for c in callbacks if not isinstance(c, Callback)]  # type: ignore[union-attr]
-    if bad:
-        raise ValueError(f"callbacks: expected Callback objects, got {type(bad[0]).__name__}")
-    if isinstance(max_loss, bool) or not isinstance(max_loss, (int, float)) or max_loss != max_loss:
-        raise ValueError(f"max_loss: expected a number (math.inf: no limit), got {max_loss!r}")
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule: expected 'cosine' or 'constant', got {schedule!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
+        raise ValueError(f"warmup: expected a non-negative integer, got {warmup!r}")
+    if optimizer not in ("flat", "torch"):
+        raise ValueError(f"optimizer: expected 'flat' or 'torch', got {optimizer!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress: expected None, True or False, got {progress!r}")
+    settings = FitSettings(
+        steps=check_positive_int(steps, "steps"),
+        batch_size=check_positive_int(batch_size, "batch_size"),
+        lr=check_positive_float(lr, "lr"),
+        weight_decay=float(weight_decay),
+        clip_grad=None if clip_grad is None else check_positive_float(clip_grad, "clip_grad"),
+        schedule=schedule,
+        max_seconds=None
+        if max_seconds is None
+        else check_positive_float(max_seconds, "max_seconds"),
+        progress=progress,
+        log_every=check_positive_int(log_every, "log_every"),
+        warmup=int(warmup),
+        optimizer=optimizer,
+    )
+    return settings, None if seed is None else check_seed(seed), loss_fn

@@ -37,7 +37,9 @@ from coursekit.flows import (
     squeeze,
     unsqueeze,
 )
+from coursekit.train_mnist_checks import UsageError
 from coursekit.training import TrainingDivergedError, fit
+from coursekit.training_run import Callback, fit_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -530,6 +532,19 @@ def _nll(m, b):
     return -m.log_prob(b).mean()
 
 
+def _fit_run(**kw):
+    args = dict(steps=3, batch_size=8, progress=False)
+    args.update(kw)
+    return fit_run(_flow(), _data(), **args)
+
+
+def _state_of(model) -> dict:
+    saved: dict = {}
+    callback = Callback(lambda state: saved.update(state.state_dict()), at_end=True)
+    fit_run(model, _data(), steps=1, batch_size=8, progress=False, callbacks=callback)
+    return saved
+
+
 TRAINING = [
     Bad(
         "log_every 0 (ZeroDivisionError before)",
@@ -543,7 +558,7 @@ TRAINING = [
         ValueError,
         r"^model: .*log_prob",
     ),
-    Bad("model a string", lambda: _fit(model="flow"), ValueError, r"^model: .*Module"),
+    Bad("model a string", lambda: _fit(model="flow"), TypeError, r"^model: .*Module"),
     Bad(
         "loss_fn returns (batch,)",
         lambda: _fit(loss_fn=lambda m, b: -m.log_prob(b)),
@@ -562,10 +577,10 @@ TRAINING = [
         ValueError,
         r"^loss_fn: .*not connected",
     ),
-    Bad("loss_fn not callable", lambda: _fit(loss_fn="nll"), ValueError, r"^loss_fn: "),
-    Bad("seed 1.5", lambda: _fit(seed=1.5), ValueError, r"^seed: "),
+    Bad("loss_fn not callable", lambda: _fit(loss_fn="nll"), TypeError, r"^loss_fn: "),
+    Bad("seed 1.5", lambda: _fit(seed=1.5), TypeError, r"^seed: "),
     Bad("seed -1", lambda: _fit(seed=-1), ValueError, r"^seed: "),
-    Bad("seed a string", lambda: _fit(seed="0"), ValueError, r"^seed: "),
+    Bad("seed a string", lambda: _fit(seed="0"), TypeError, r"^seed: "),
     Bad(
         "sampler returning numpy",
         lambda: _fit(data=_NumpySampler()),
@@ -578,7 +593,7 @@ TRAINING = [
         ValueError,
         r"^data: .*\(8, \.\.\.\)",
     ),
-    Bad("data a list", lambda: _fit(data=[[0.0, 1.0]]), ValueError, r"^data: "),
+    Bad("data a list", lambda: _fit(data=[[0.0, 1.0]]), TypeError, r"^data: "),
     Bad("data empty", lambda: _fit(data=torch.zeros(0, 2)), ValueError, r"^data: .*empty"),
     Bad(
         "data int",
@@ -612,11 +627,30 @@ TRAINING = [
     Bad("clip_grad -1", lambda: _fit(clip_grad=-1.0), ValueError, r"^clip_grad: "),
     Bad("schedule linear", lambda: _fit(schedule="linear"), ValueError, r"^schedule: "),
     Bad("warmup -1", lambda: _fit(warmup=-1), ValueError, r"^warmup: "),
-    Bad("ema -5", lambda: _fit(ema=-5.0), ValueError, r"^ema: "),
-    Bad("ema 1", lambda: _fit(ema=1.0), ValueError, r"^ema: "),
-    Bad("callbacks a function", lambda: _fit(callbacks=[print]), ValueError, r"^callbacks: "),
-    Bad("max_loss a string", lambda: _fit(max_loss="10"), ValueError, r"^max_loss: "),
-    Bad("lr_scale 0", lambda: _fit(lr_scale=0.0), ValueError, r"^lr_scale: "),
+    Bad("seed 2**63", lambda: _fit(seed=2**63), ValueError, r"^seed: .*2\*\*63"),
+    Bad("optimizer sgd", lambda: _fit(optimizer="sgd"), ValueError, r"^optimizer: "),
+    Bad("ema -5", lambda: _fit_run(ema=-5.0), ValueError, r"^ema: "),
+    Bad("ema 1", lambda: _fit_run(ema=1.0), ValueError, r"^ema: "),
+    Bad("ema a string", lambda: _fit_run(ema="0.9"), TypeError, r"^ema: "),
+    Bad("callbacks a function", lambda: _fit_run(callbacks=[print]), TypeError, r"^callbacks: "),
+    Bad("callbacks a function, no list", lambda: _fit_run(callbacks=print), TypeError, r"^callb"),
+    Bad("Callback(every_steps=0)", lambda: Callback(print, every_steps=0), ValueError, r"^every_s"),
+    Bad("Callback(every_steps=-1)", lambda: Callback(print, every_steps=-1), ValueError, r"^every"),
+    Bad("Callback(every_seconds=-1)", lambda: Callback(print, every_seconds=-1), ValueError, "^ev"),
+    Bad("Callback(every_steps=1.5)", lambda: Callback(print, every_steps=1.5), TypeError, "^every"),
+    Bad("Callback of a string", lambda: Callback("save"), TypeError, r"^fn: "),
+    Bad("max_loss a string", lambda: _fit_run(max_loss="10"), TypeError, r"^max_loss: "),
+    Bad("max_loss NaN", lambda: _fit_run(max_loss=math.nan), ValueError, r"^max_loss: "),
+    Bad("clock not callable", lambda: _fit_run(clock=3.0), TypeError, r"^clock: "),
+    Bad("resume {}", lambda: _fit_run(resume={}), ValueError, r"^resume: .*keys"),
+    Bad("resume a path", lambda: _fit_run(resume="run/checkpoint.pt"), TypeError, r"^resume: "),
+    Bad(
+        "resume of another model",
+        lambda: _fit_run(resume=_state_of(RealNVP(2, n_layers=2, hidden=(4,)))),
+        ValueError,
+        r"^resume: .*does not fit",
+    ),
+    Bad("an unknown option", lambda: _fit_run(lr_scale=0.5), TypeError, r"lr_scale"),
 ]
 
 
@@ -762,6 +796,21 @@ FLAGS = [
     ("COURSEKIT_MNIST_DIR names a file", _setup_env_file, [], r"^COURSEKIT_MNIST_DIR .*is a file"),
     ("--resume without a checkpoint", None, ["--resume"], r"^--resume: .*no checkpoint"),
     (
+        "--set n_blocks=1000000 (hung before)",
+        None,
+        ["--set", "n_blocks=1000000"],
+        r"n_blocks: .*64",
+    ),
+    ("--hidden 99999999999,4,4 (raw before)", None, ["--hidden", "99999999999,4,4"], r"hidden: "),
+    ("--hidden 4096 x3: too many parameters", None, ["--set", "n_final=64", "hidden=4096"], "para"),
+    ("--lr 1e300 (raw at step 2 before)", None, ["--lr", "1e300"], r"^--lr: .*\(0, 1\]"),
+    ("--seed 2**63 (raw before)", None, ["--seed", str(2**63)], r"^--seed: "),
+    ("--threads 10**30 (raw before)", None, ["--threads", str(10**30)], r"^--threads: "),
+    ("--batch-size 10**400 (raw before)", None, ["--batch-size", str(10**400)], r"^--batch-size"),
+    ("--device meta (raw before)", None, ["--device", "meta"], r"^--device: "),
+    ("--steps abc (argparse)", None, ["--steps", "abc"], r"--steps.*abc"),
+    ("--bogus-flag (argparse)", None, ["--bogus-flag"], r"--bogus-flag"),
+    (
         "--resume on a corrupt checkpoint",
         _setup_corrupt_resume,
         [],
@@ -797,36 +846,31 @@ def test_fit_bad_inputs(case: Bad) -> None:
 
 
 @pytest.mark.parametrize("case", FLAGS, ids=[c[0] for c in FLAGS])
-def test_train_mnist_rejects_bad_flags_with_exit_code_2(
-    case, command_env, capsys, monkeypatch
-) -> None:
+def test_train_mnist_rejects_bad_flags_with_exit_code_2(case, command_env, monkeypatch) -> None:
     name, setup, argv, pattern = case
     extra = setup(command_env, monkeypatch) if setup else []
     base = ["--out", str(command_env / "out")] if "--out" not in argv + extra else []
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(UsageError) as info:
         tm.parse_args(base + argv + extra)
-    assert info.value.code == 2
     assert re.search(pattern, str(info.value)), str(info.value)
-    assert "error: " in capsys.readouterr().err
 
 
 def test_train_mnist_argparse_errors_exit_2(command_env) -> None:
     for argv in (["--steps", "abc"], ["--lr", "fast"], ["--bogus-flag"]):
-        with pytest.raises(SystemExit) as info:
+        with pytest.raises(UsageError):
             tm.parse_args(["--out", str(command_env)] + argv)
-        assert info.value.code == 2
+        assert tm.main(["--out", str(command_env)] + argv) == 2
 
 
-def test_a_bad_run_fails_before_loading_or_training(command_env, monkeypatch) -> None:
+def test_a_bad_run_fails_before_loading_or_training(command_env, monkeypatch, capsys) -> None:
     """An unwritable output folder or a corrupt checkpoint: nothing is loaded or trained."""
     touched = []
     monkeypatch.setattr(tm, "load_mnist", lambda *a, **k: touched.append("load"))
-    monkeypatch.setattr(tm, "fit", lambda *a, **k: touched.append("fit"))
+    monkeypatch.setattr(tm, "fit_run", lambda *a, **k: touched.append("fit"))
     for argv in (_setup_afile(command_env), ["--out", str(command_env / "x"), "--ema", "-5"]):
-        with pytest.raises(SystemExit) as info:
-            tm.main(argv + ["--device", "cpu"])
-        assert info.value.code == 2
+        assert tm.main(argv + ["--device", "cpu"]) == 2
     assert touched == []
+    assert "error: " in capsys.readouterr().err
 
 
 def test_good_flags_pass_and_the_output_folder_is_created(command_env) -> None:

@@ -1,5 +1,6 @@
-"""``fit``'s warm-up, EMA, callbacks, resume and divergence threshold (what the MNIST command
-and the benchmarks use), checked exactly in float64."""
+"""``fit``'s warm-up, and what ``fit_run`` adds around the same loop (EMA, callbacks, resume,
+divergence threshold, clock: what the MNIST command and the benchmarks use), checked exactly
+in float64."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from coursekit.datasets import modes
 from coursekit.flows import RealNVP
 from coursekit.optim import learning_rate
-from coursekit.training import Callback, FitState, TrainingDivergedError, fit
+from coursekit.training import FitState, TrainingDivergedError, fit
+from coursekit.training_run import Callback, fit_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -30,8 +32,6 @@ def test_warmup_then_cosine_is_the_one_schedule():
     assert expected[:5] == pytest.approx([1e-3, 2e-3, 3e-3, 4e-3, 5e-3], abs=1e-15)
     assert expected[5] == 5e-3 and expected[-1] < 5e-3 * 0.02
     assert learning_rate(3, 10, 1.0, schedule="constant") == 1.0
-    halved = fit(flow(), modes(2), steps=20, warmup=5, lr_scale=0.5, **KW)
-    assert halved.learning_rates == [0.5 * v for v in expected]
 
 
 def test_ema_follows_its_recursion_exactly():
@@ -42,7 +42,7 @@ def test_ema_follows_its_recursion_exactly():
 
     model = flow()
     initial = [p.detach().clone() for p in model.parameters()]
-    history = fit(model, modes(2), steps=6, ema=0.9, callbacks=[Callback(record, 1)], **KW)
+    history = fit_run(model, modes(2), steps=6, ema=0.9, callbacks=[Callback(record, 1)], **KW)
     average = initial
     for k, weights in enumerate(seen, start=1):
         d = min(0.9, k / (k + 9))
@@ -56,7 +56,7 @@ def test_ema_follows_its_recursion_exactly():
 def test_callbacks_run_when_asked_and_can_stop_the_run():
     steps_seen: list[int] = []
     ends: list[int] = []
-    fit(
+    fit_run(
         flow(),
         modes(2),
         steps=10,
@@ -67,7 +67,9 @@ def test_callbacks_run_when_asked_and_can_stop_the_run():
         **KW,
     )
     assert steps_seen == [4, 8, 10] and ends == [10]
-    history = fit(flow(), modes(2), steps=10, callbacks=[Callback(lambda s: s.step == 3, 1)], **KW)
+    history = fit_run(
+        flow(), modes(2), steps=10, callbacks=[Callback(lambda s: s.step == 3, 1)], **KW
+    )
     assert history.steps == 3 and history.stopped_by_callback and len(history.losses) == 3
 
 
@@ -77,7 +79,7 @@ def test_timed_callbacks_see_the_state_before_a_step_whose_loss_was_finite():
     def timed(state: FitState) -> None:
         seen.append((state.step, state.loss))
 
-    history = fit(flow(), modes(2), steps=5, callbacks=[Callback(timed, every_seconds=0)], **KW)
+    history = fit_run(flow(), modes(2), steps=5, callbacks=[Callback(timed, every_seconds=0)], **KW)
     # not before the first step; then at every step, before its update
     assert [s for s, _ in seen] == [1, 2, 3, 4]
     assert [loss for _, loss in seen] == history.losses[:4]
@@ -85,7 +87,7 @@ def test_timed_callbacks_see_the_state_before_a_step_whose_loss_was_finite():
 
 def test_resume_continues_exactly():
     straight = flow()
-    reference = fit(straight, modes(2), steps=10, warmup=3, ema=0.9, **KW)
+    reference = fit_run(straight, modes(2), steps=10, warmup=3, ema=0.9, **KW)
     saved: dict = {}
 
     def keep_and_stop(state: FitState) -> bool:
@@ -93,9 +95,11 @@ def test_resume_continues_exactly():
         return True
 
     first = flow()
-    fit(first, modes(2), steps=10, warmup=3, ema=0.9, callbacks=[Callback(keep_and_stop, 5)], **KW)
+    fit_run(
+        first, modes(2), steps=10, warmup=3, ema=0.9, callbacks=[Callback(keep_and_stop, 5)], **KW
+    )
     second = flow()  # fresh weights: everything comes from the saved state
-    resumed = fit(second, modes(2), steps=10, warmup=3, ema=0.9, resume=saved, **KW)
+    resumed = fit_run(second, modes(2), steps=10, warmup=3, ema=0.9, resume=saved, **KW)
     assert resumed.steps == 10 and len(resumed.losses) == 5
     assert resumed.losses == reference.losses[5:]
     for a, b in zip(second.parameters(), straight.parameters(), strict=True):
@@ -106,14 +110,74 @@ def test_resume_continues_exactly():
 
 def test_max_loss_counts_as_a_divergence():
     with pytest.raises(TrainingDivergedError, match=r"at step 1\b") as info:
-        fit(flow(), modes(2), steps=5, max_loss=-math.inf, **KW)
+        fit_run(flow(), modes(2), steps=5, max_loss=-math.inf, **KW)
     assert info.value.step == 1 and math.isfinite(info.value.loss)
 
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [({"warmup": -1}, "warmup"), ({"ema": 1.0}, "ema"), ({"lr_scale": 0}, "lr_scale")],
+    [({"warmup": -1}, "warmup"), ({"ema": 1.0}, "ema"), ({"max_loss": math.nan}, "max_loss")],
 )
 def test_bad_new_arguments_name_themselves(kwargs, name):
     with pytest.raises(ValueError, match=rf"^{name}: "):
-        fit(flow(), modes(2), steps=2, **kwargs, **KW)
+        fit_run(flow(), modes(2), steps=2, **kwargs, **KW)
+
+
+@pytest.mark.parametrize("optimizer", ["flat", "torch"])
+def test_fit_run_without_extras_is_fit_bit_for_bit(optimizer):
+    a, b = flow(), flow()
+    plain = fit(a, modes(2), steps=12, warmup=3, optimizer=optimizer, **KW)
+    run = fit_run(b, modes(2), steps=12, warmup=3, optimizer=optimizer, **KW)
+    assert plain.losses == run.losses and plain.learning_rates == run.learning_rates
+    assert plain.steps == run.steps == 12 and run.ema_model is None
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_a_resumed_state_without_an_average_starts_the_average_from_its_weights():
+    saved: dict = {}
+
+    def keep_and_stop(state: FitState) -> bool:
+        saved.update(state.state_dict())
+        return True
+
+    fit_run(flow(), modes(2), steps=10, callbacks=Callback(keep_and_stop, 5), **KW)
+    assert saved["ema"] is None and saved["step"] == 5
+    weights = flow()
+    weights.load_state_dict(saved["model"])
+    # the average of the resumed run starts at the checkpoint's weights, not a fresh model's
+    resumed = fit_run(flow(), modes(2), steps=10, ema=0.999, resume=saved, **KW)
+    for a, w, p in zip(
+        resumed.ema_model.parameters(), weights.parameters(), flow().parameters(), strict=True
+    ):
+        if not torch.equal(w, p):
+            assert (a - w).abs().max() < (a - p).abs().max()
+    with pytest.raises(ValueError, match="^resume: .*ema"):
+        saved_ema = {**saved, "ema": resumed.ema_model.state_dict()}
+        fit_run(flow(), modes(2), steps=10, resume=saved_ema, **KW)
+
+
+def test_fit_budgets_by_the_clock_it_is_given() -> None:
+    """fit_run's max_seconds is measured by ``clock``: a fake clock that shows one second per
+    training step (the number of loss evaluations so far), however often it is read."""
+    torch.manual_seed(0)
+    model = RealNVP(2, n_layers=2, hidden=(8,))
+    calls = [0]
+
+    def loss_fn(m: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        return -m.log_prob(batch).mean()
+
+    history = fit_run(
+        model,
+        modes(2),
+        steps=1_000,
+        batch_size=16,
+        max_seconds=5.0,
+        progress=False,
+        loss_fn=loss_fn,
+        clock=lambda: float(calls[0]),
+    )
+    # steps 1..5 start at t = 0..4; at the start of step 6 the clock shows 5 s: stop
+    assert history.stopped_by_time and history.steps == 5
+    assert history.seconds == 5.0

@@ -272,6 +272,7 @@ def test_training_command_pieces(tmp_path):
     from coursekit import train_mnist as tm
     from coursekit.flows.checkpoint import atomic_save
     from coursekit.optim import learning_rate
+    from coursekit.train_mnist_checks import UsageError
 
     args = tm.parse_args(["--quick", "--out", str(tmp_path)])
     assert args.steps == 120 and args.final_eval_images == 1000
@@ -286,7 +287,7 @@ def test_training_command_pieces(tmp_path):
     atomic_save({"a": torch.ones(2)}, tmp_path / "c.pt")
     assert torch.load(tmp_path / "c.pt", weights_only=True)["a"].sum() == 2
     assert not list(tmp_path.glob("*.tmp"))
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError):
         tm.parse_args(["--steps", "0"])
 
 

@@ -28,7 +28,6 @@ from coursekit.practice import (
     summarise_runs,
     zuko_flow,
 )
-from coursekit.training import fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -205,32 +204,6 @@ def test_summarise_is_mean_and_standard_error() -> None:
     assert s.mean == 2.5 and abs(s.se - math.sqrt(5 / 3) / 2) < 1e-12 and s.n == 4
     assert str(s) == "2.5000 ± 0.6455"
     assert summarise([1.0]).se == math.inf
-
-
-def test_fit_budgets_by_the_clock_it_is_given() -> None:
-    """fit's max_seconds is measured by ``clock``: a fake clock that shows one second per
-    training step (the number of loss evaluations so far), however often fit reads it."""
-    torch.manual_seed(0)
-    model = RealNVP(2, n_layers=2, hidden=(8,))
-    calls = [0]
-
-    def loss_fn(m: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-        calls[0] += 1
-        return -m.log_prob(batch).mean()
-
-    history = fit(
-        model,
-        modes(2),
-        steps=1_000,
-        batch_size=16,
-        max_seconds=5.0,
-        progress=False,
-        loss_fn=loss_fn,
-        clock=lambda: float(calls[0]),
-    )
-    # steps 1..5 start at t = 0..4; at the start of step 6 the clock shows 5 s: stop
-    assert history.stopped_by_time and history.steps == 5
-    assert history.seconds == 5.0
 
 
 def test_summarise_runs_groups_and_summarises() -> None:

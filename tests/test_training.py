@@ -132,7 +132,6 @@ def test_max_seconds_stops_early() -> None:
     )
     assert history.stopped_by_time
     assert 1 <= history.steps < 10_000
-    assert history.seconds >= 0.3
     # the cosine schedule is stretched over the time budget: the learning rate decayed
     assert history.learning_rates[-1] < history.learning_rates[0]
 
@@ -183,7 +182,6 @@ def test_history_smoothed() -> None:
         ({"max_seconds": 0}, "max_seconds"),
         ({"clip_grad": -1.0}, "clip_grad"),
         ({"schedule": "linear"}, "schedule"),
-        ({"data": "four modes"}, "data"),
         ({"data": torch.zeros(0, 2)}, "data"),
         ({"data": torch.tensor([[0.0, math.nan]])}, "data"),
         ({"data": torch.zeros(4, 2, dtype=torch.int64)}, "data"),
@@ -194,6 +192,13 @@ def test_bad_arguments_raise_value_error(kwargs: dict, name: str) -> None:
     args = {"model": Gaussian(), "data": modes(1), "steps": 5, "progress": False, **kwargs}
     with pytest.raises(ValueError, match=rf"^{name}: "):
         fit(**args)
+
+
+def test_arguments_of_a_wrong_type_raise_type_error() -> None:
+    with pytest.raises(TypeError, match="^data: "):
+        fit(Gaussian(), "four modes", steps=5, progress=False)
+    with pytest.raises(TypeError, match="^progress: "):
+        fit(Gaussian(), modes(1), steps=5, progress="no")
 
 
 def _reference_adam_run(model, batches, lr, weight_decay, clip):
@@ -213,7 +218,7 @@ def test_flat_adam_matches_torch_adam_with_clipping(weight_decay, clip) -> None:
 
     float64, 15 steps on a small flow; ``clip=0.05`` makes the clipping bite on every step.
     """
-    from coursekit.training import FlatAdam
+    from coursekit.optim import FlatAdam
 
     reference = small_flow().double()
     flat_model = copy.deepcopy(reference)
@@ -238,7 +243,7 @@ def test_flat_adam_matches_torch_adam_with_clipping(weight_decay, clip) -> None:
 
 def test_flat_adam_survives_a_loss_that_resets_the_gradients() -> None:
     """A loss_fn that calls ``model.zero_grad()`` (grads set to None) still trains correctly."""
-    from coursekit.training import FlatAdam
+    from coursekit.optim import FlatAdam
 
     model = small_flow().double()
     reference = copy.deepcopy(model)
@@ -256,7 +261,7 @@ def test_flat_adam_survives_a_loss_that_resets_the_gradients() -> None:
 
 
 def test_flat_adam_rejects_mixed_dtypes_and_fit_falls_back() -> None:
-    from coursekit.training import FlatAdam
+    from coursekit.optim import FlatAdam
 
     mixed = [nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2, dtype=torch.float64))]
     with pytest.raises(ValueError, match="params: expected parameters of one dtype"):
@@ -275,7 +280,7 @@ def test_flat_adam_handles_a_transposed_parameter_without_layout_warnings() -> N
     its gradient view keeps that layout (no autograd warning) and the updates match Adam's."""
     import warnings
 
-    from coursekit.training import FlatAdam
+    from coursekit.optim import FlatAdam
 
     class Bilinear(nn.Module):
         def __init__(self) -> None:
@@ -304,3 +309,20 @@ def test_flat_adam_handles_a_transposed_parameter_without_layout_warnings() -> N
     _reference_adam_run(reference, batches, 1e-2, 0.0, 10.0)
     for p, p_ref in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p, p_ref, rtol=0, atol=1e-12)
+
+
+def test_a_trained_realnvp_density_integrates_to_one_on_a_grid() -> None:
+    """Eq. (14) gives a normalised density after training too: the mass of ``exp log p_θ`` on a
+    fine grid of a box holding the 4 modes is 1 (midpoint rule; the tails outside are tiny),
+    while the model did learn (its NLL fell well below the start)."""
+    from coursekit.datasets import four_modes
+    from coursekit.grid import integrate_on_grid, log_prob_on_grid, make_grid
+
+    torch.manual_seed(0)
+    model = RealNVP(2, n_layers=6, hidden=(32,)).double()
+    history = fit(model, four_modes(), steps=300, batch_size=256, lr=5e-3, progress=False)
+    assert history.losses[-1] < history.losses[0] - 1.0
+    grid = make_grid(-7.0, 7.0, 400, dtype=torch.float64)
+    with torch.no_grad():
+        mass = integrate_on_grid(log_prob_on_grid(model.log_prob, grid).exp(), grid)
+    assert abs(mass - 1.0) < 1e-4, mass

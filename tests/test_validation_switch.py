@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import coursekit
 from coursekit import set_validation, validation, validation_enabled
 from coursekit.flows import ImageRealNVP, Logit, RealNVP
 
@@ -33,7 +32,22 @@ def test_value_checks_switch_off_and_back_on():
         set_validation(True)
     with pytest.raises(ValueError, match="enabled: expected True or False"):
         set_validation("no")  # type: ignore[arg-type]
-    assert coursekit.validation is validation
+
+
+def test_what_the_switch_buys_a_log_prob_that_compiles_as_one_graph():
+    """The value checks read the data (``bool(...)`` of a reduction), which ``torch.compile``
+    cannot trace into one graph; with them off (what ``train_mnist --compile`` does) it can.
+    torch's "eager" backend checks the tracing without compiling C++."""
+    model = ImageRealNVP(image_shape=(1, 4, 4), n_scales=2, hidden=4, n_blocks=1, n_final=1)
+    x = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    expected = model.log_prob(x).mean()
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match="data-dependent"):
+        torch.compile(lambda x: model.log_prob(x).mean(), fullgraph=True, backend="eager")(x)
+    torch._dynamo.reset()
+    with validation(False):
+        got = torch.compile(lambda x: model.log_prob(x).mean(), fullgraph=True, backend="eager")(x)
+    assert torch.allclose(got, expected, rtol=1e-6, atol=0)
 
 
 def test_unchecked_image_log_prob_is_the_checked_one():

@@ -229,8 +229,9 @@ class Flow(nn.Module):
         return self.transform.inverse(z)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        """``log p_θ(x)`` by the change of variable (eq. 14); ``x`` (batch, *event) -> (batch,)."""
-        z, log_det = self.transform(x)
+        """``log p_θ(x) = log N(f(x); 0, I) + log|det ∂f/∂x|`` (eq. 14), through the
+        subclass's ``forward`` (its input checks); ``x`` (batch, *event) -> (batch,)."""
+        z, log_det = self.forward(x)
         return standard_normal_log_prob(z) + log_det
 
     def sample(

@@ -33,7 +33,6 @@ from coursekit.flows.base import (
     Flow,
     FlowSequence,
     as_module_dtype,
-    standard_normal_log_prob,
 )
 from coursekit.flows.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from coursekit.flows.glow import ActNorm
@@ -83,6 +82,84 @@ def __getattr__(name: str) -> object:
         if name in getattr(module, "__dict__", {}) and not name.startswith("_"):
             return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: options that a config records only when they differ from these values, so that the
+#: checkpoints saved before the options existed keep their config
+_LATER_OPTIONS = dict(
+    actnorm=False,
+    invconv=False,
+    block_kernel=3,
+    split_prior=False,
+    n_final_checker=None,
+    activation="silu",
+)
+
+
+def _config(base: dict, **options: object) -> dict:
+    """:attr:`ImageRealNVP.config`: ``base`` and the options of :data:`_LATER_OPTIONS` that
+    differ from their value there."""
+    return {**base, **{k: v for k, v in options.items() if v != _LATER_OPTIONS[k]}}
+
+
+def _check_structure(
+    image_shape: Sequence[int],
+    n_scales: int,
+    hidden: int | Sequence[int],
+    n_blocks: int,
+    n_checker: int | Sequence[int],
+    n_channel: int | Sequence[int],
+    n_final: int,
+    n_final_checker: int | None,
+    block_kernel: int,
+    activation: str,
+) -> tuple:
+    """:class:`ImageRealNVP`'s sizes checked: ``(C, H, W)``, the number of scales, the widths
+    per scale, the blocks, the checkerboard and channel couplings per scale, the channel and
+    checkerboard couplings of the last scale."""
+    c, h, w = check_image_shape(image_shape, "image_shape")
+    n_scales = check_positive_int(n_scales, "n_scales")
+    if h % 2 ** (n_scales - 1) or w % 2 ** (n_scales - 1):
+        raise ValueError(
+            f"image_shape: height and width must be divisible by 2^(n_scales-1) = "
+            f"{2 ** (n_scales - 1)}, got {tuple(image_shape)}"
+        )
+    widths = _widths(hidden, n_scales)
+    n_blocks = check_positive_int(n_blocks, "n_blocks")
+    if block_kernel not in (1, 3):
+        raise ValueError(f"block_kernel: expected 1 or 3, got {block_kernel!r}")
+    checkers = per_scale(n_checker, "n_checker", n_scales - 1)
+    channels = per_scale(n_channel, "n_channel", n_scales - 1)
+    n_final = check_positive_int(n_final, "n_final")
+    final_checker = n_final if n_final_checker is None else n_final_checker
+    if isinstance(final_checker, bool) or not isinstance(final_checker, int) or final_checker < 0:
+        raise ValueError(f"n_final_checker: expected None or an int >= 0, got {n_final_checker!r}")
+    activation_module(activation)
+    return (c, h, w), n_scales, widths, n_blocks, checkers, channels, n_final, final_checker
+
+
+def _levels(
+    shape: tuple[int, int, int],
+    widths: list[int],
+    n_checker: list[int],
+    n_channel: list[int],
+    **options: object,
+) -> Bijection:
+    """The multi-scale network: level ``i`` (of ``len(widths)``) works on
+    ``(C·2^i, H/2^i, W/2^i)`` with ``n_checker[i]`` checkerboard and ``n_channel[i]`` channel
+    couplings, and holds level ``i + 1`` inside it (the last level has none)."""
+    c, h, w = shape
+    level: Bijection | None = None
+    for i in reversed(range(len(widths))):
+        level = MultiScaleLevel(
+            (c * 2**i, h // 2**i, w // 2**i),
+            hidden=widths[i],
+            n_checker=n_checker[i],
+            n_channel=n_channel[i],
+            inner=level,
+            **options,
+        )
+    return level
 
 
 class ImageRealNVP(Flow):
@@ -135,76 +212,56 @@ class ImageRealNVP(Flow):
         n_final_checker: int | None = None,
         activation: str = "silu",
     ):
-        c, h, w = check_image_shape(image_shape, "image_shape")
-        n_scales = check_positive_int(n_scales, "n_scales")
-        if h % 2 ** (n_scales - 1) or w % 2 ** (n_scales - 1):
-            raise ValueError(
-                f"image_shape: height and width must be divisible by 2^(n_scales-1) = "
-                f"{2 ** (n_scales - 1)}, got {tuple(image_shape)}"
-            )
-        widths = _widths(hidden, n_scales)
-        n_blocks = check_positive_int(n_blocks, "n_blocks")
-        if block_kernel not in (1, 3):
-            raise ValueError(f"block_kernel: expected 1 or 3, got {block_kernel!r}")
-        checkers = per_scale(n_checker, "n_checker", n_scales - 1)
-        channels = per_scale(n_channel, "n_channel", n_scales - 1)
-        n_final = check_positive_int(n_final, "n_final")
-        final_checker = n_final if n_final_checker is None else n_final_checker
-        if (
-            isinstance(final_checker, bool)
-            or not isinstance(final_checker, int)
-            or final_checker < 0
-        ):
-            raise ValueError(
-                f"n_final_checker: expected None or an int >= 0, got {n_final_checker!r}"
-            )
-        activation_module(activation)
-        shapes = [(c * 2**i, h // 2**i, w // 2**i) for i in range(n_scales)]
-        level: Bijection | None = None
-        for i in reversed(range(n_scales)):
-            last = i == n_scales - 1
-            level = MultiScaleLevel(
-                shapes[i],
-                hidden=widths[i],
-                n_blocks=n_blocks,
-                n_checker=final_checker if last else checkers[i],
-                n_channel=n_final if last else channels[i],
-                inner=level,
-                scale_bound=scale_bound,
-                actnorm=actnorm,
-                invconv=invconv,
-                block_kernel=block_kernel,
-                split_prior=split_prior,
-                activation=activation,
-            )
-        assert level is not None
+        sizes = _check_structure(
+            image_shape,
+            n_scales,
+            hidden,
+            n_blocks,
+            n_checker,
+            n_channel,
+            n_final,
+            n_final_checker,
+            block_kernel,
+            activation,
+        )
+        (c, h, w), n_scales, widths, n_blocks, checkers, channels, n_final, final_checker = sizes
+        level = _levels(
+            (c, h, w),
+            widths,
+            n_checker=[*checkers, final_checker],
+            n_channel=[*channels, n_final],
+            n_blocks=n_blocks,
+            scale_bound=scale_bound,
+            actnorm=actnorm,
+            invconv=invconv,
+            block_kernel=block_kernel,
+            split_prior=split_prior,
+            activation=activation,
+        )
         logit = Logit(alpha)
         core: Bijection = level
         if actnorm:
             core = FlowSequence([ActNorm((c, h, w), per_pixel=True), level])
         super().__init__(FlowSequence([logit, core]), event_shape=(c, h, w))
-        self.config = dict(
-            image_shape=[c, h, w],
-            n_scales=n_scales,
-            hidden=widths,
-            n_blocks=n_blocks,
-            n_checker=n_checker if isinstance(n_checker, int) else list(checkers),
-            n_channel=n_channel if isinstance(n_channel, int) else list(channels),
-            n_final=n_final,
-            scale_bound=float(scale_bound),
-            alpha=float(alpha),
+        self.config = _config(
+            dict(
+                image_shape=[c, h, w],
+                n_scales=n_scales,
+                hidden=widths,
+                n_blocks=n_blocks,
+                n_checker=n_checker if isinstance(n_checker, int) else list(checkers),
+                n_channel=n_channel if isinstance(n_channel, int) else list(channels),
+                n_final=n_final,
+                scale_bound=float(scale_bound),
+                alpha=float(alpha),
+            ),
+            actnorm=bool(actnorm),
+            invconv=bool(invconv),
+            block_kernel=block_kernel,
+            split_prior=bool(split_prior),
+            n_final_checker=None if n_final_checker == n_final else n_final_checker,
+            activation=activation,
         )
-        # options recorded only when they differ from the defaults, so that older
-        # checkpoints keep their config
-        options = dict(
-            actnorm=(bool(actnorm), False),
-            invconv=(bool(invconv), False),
-            block_kernel=(block_kernel, 3),
-            split_prior=(bool(split_prior), False),
-            n_final_checker=(None if n_final_checker == n_final else n_final_checker, None),
-            activation=(activation, "silu"),
-        )
-        self.config.update({k: v for k, (v, default) in options.items() if v != default})
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (batch, C, H, W) in ``[0, 1]`` -> ``(z, log|det ∂z/∂x|)``."""
@@ -225,11 +282,6 @@ class ImageRealNVP(Flow):
         that ``log_prob(sample(n))`` is defined.
         """
         return super().sample(n, temperature=temperature, generator=generator).clamp_(0, 1)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """``log p(x)`` on ``[0, 1]^D`` (eq. 14, the logit Jacobian included); (batch,)."""
-        z, log_det = self.forward(x)
-        return standard_normal_log_prob(z) + log_det
 
     @property
     def logit(self) -> Logit:
