@@ -2,9 +2,9 @@
 
 Target: :class:`coursekit.datasets.in_dimension.PlaneFourModes` — the slides' four modes
 (σ = 0.5) on a rotated plane of ``R^d``, width σ in every other direction; exact density in
-every ``d``. For each ``d`` and seed, three models, each trained by ``coursekit.training_run.fit_run``
-on fresh samples for the same budget of process CPU time (one torch thread,
-``fit_run(..., max_seconds=..., clock=time.process_time)``):
+every ``d``. For each ``d`` and seed, three models, each trained by
+``coursekit.training_run.fit_run`` on fresh samples for the same budget of process CPU time
+(one torch thread, ``fit_run(..., max_seconds=..., clock=time.process_time)``):
 
 * ``flow``: ``RealNVP(d)`` (12 affine couplings, hidden (32, 32)) with ``fit``'s defaults;
 * ``mc_mlp``: the MLP ``g_θ: R^d → R`` (hidden (64, 64)) normalised on ``[−5, 5]^d`` by a

@@ -31,7 +31,8 @@ from coursekit._validation import parse_key_json, validation
 from coursekit.datasets import load_mnist
 from coursekit.device import hardware
 from coursekit.flows import DequantizedImages, ImageRealNVP, dequantize, image_bits_per_dim
-from coursekit.train_mnist import DEFAULT_CONFIG, training_loss
+from coursekit.metrics import nll
+from coursekit.train_mnist import DEFAULT_CONFIG
 from coursekit.training import FitState
 from coursekit.training_run import Callback, fit_run
 
@@ -107,7 +108,7 @@ def probe(
             curve.append((round(state.elapsed / 60, 2), state.step, round(evaluate(), 4)))
             log(f"  {curve[-1][0]:.2f} min, step {state.step}: {curve[-1][2]:.4f} bits/dim")
 
-    loss_fn = torch.compile(training_loss) if compile_loss else training_loss
+    loss_fn = torch.compile(nll) if compile_loss else nll
     with validation(False):  # pixels in [0, 1) by construction
         history = fit_run(
             model, DequantizedImages(train_images), steps=10**9, batch_size=batch_size, lr=lr,
