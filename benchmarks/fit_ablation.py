@@ -32,8 +32,8 @@ from datetime import datetime, timezone
 import torch
 
 from coursekit.datasets import four_modes
-from coursekit.experiments import log_ratio_samples, mean_and_se
 from coursekit.flows import RealNVP
+from coursekit.metrics import log_ratio_samples, mean_and_se
 from coursekit.training import TrainingDivergedError, seed_everything
 from coursekit.training_run import fit_run
 

@@ -32,7 +32,7 @@ from coursekit.datasets import load_mnist
 from coursekit.device import hardware
 from coursekit.flows import DequantizedImages, ImageRealNVP, dequantize, image_bits_per_dim
 from coursekit.metrics import nll
-from coursekit.train_mnist import DEFAULT_CONFIG
+from coursekit.train_mnist import DEFAULT_CONFIG, EVAL_SEED
 from coursekit.training import FitState
 from coursekit.training_run import Callback, fit_run
 
@@ -100,7 +100,9 @@ def probe(
     next_eval = [60.0 * eval_every]
 
     def evaluate() -> float:
-        return image_bits_per_dim(model, test_images, generator=torch.Generator().manual_seed(1234))
+        return image_bits_per_dim(
+            model, test_images, generator=torch.Generator().manual_seed(EVAL_SEED)
+        )
 
     def evaluate_when_due(state: FitState) -> None:
         if next_eval[0] <= state.elapsed < budget:

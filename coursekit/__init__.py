@@ -59,8 +59,8 @@ Modules:
 * :mod:`coursekit.pretrained`: the shipped MNIST model.
 * :mod:`coursekit.mlp_density`: the MLP density model of notebook 01 and its normalisers;
   :mod:`coursekit.grid`: densities on 2-D grids.
-* :mod:`coursekit.experiments`: the experiments of notebooks 04–05 (KL with its Monte Carlo
-  standard error, the 4 modes in D dimensions, the gap region, the grid's cost).
+* :mod:`coursekit.experiments`: the experiments of notebooks 04–05 (the gap region, the grid's
+  cost; KL with its Monte Carlo standard error is in :mod:`coursekit.metrics`).
 * :mod:`coursekit.practice`: zuko's flows with the course's interface, KL with its standard
   error, the gap mass of filaments (notebook 07).
 * :mod:`coursekit.plots`: :mod:`~coursekit.plots.density`, :mod:`~coursekit.plots.flows`

@@ -18,7 +18,6 @@ Two kinds of check:
 from __future__ import annotations
 
 import json
-import math
 import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -198,34 +197,3 @@ def check_nonnegative_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
     return int(value)
-
-
-def check_real(
-    value: object,
-    name: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """Check that ``value`` is a finite real number in ``[low, high]`` and return it as a float.
-
-    ``low_open`` / ``high_open`` exclude the bound itself; ``None`` leaves that side open.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    out = float(value)
-    left = "(" if low_open or low is None else "["
-    right = ")" if high_open or high is None else "]"
-    lo_text = "-inf" if low is None else f"{low:g}"
-    hi_text = "inf" if high is None else f"{high:g}"
-    want = f"{left}{lo_text}, {hi_text}{right}"
-    ok = math.isfinite(out)
-    if ok and low is not None:
-        ok = out > low if low_open else out >= low
-    if ok and high is not None:
-        ok = out < high if high_open else out <= high
-    if not ok:
-        raise ValueError(f"{name}: expected a finite number in {want}, got {value!r}")
-    return out

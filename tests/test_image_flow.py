@@ -292,7 +292,7 @@ def test_training_command_pieces(tmp_path):
 
 
 def test_actnorm_is_exact_and_initialize_standardises():
-    from coursekit.flows.image import ActNorm
+    from coursekit.flows.glow import ActNorm
 
     for per_pixel in (False, True):
         layer = ActNorm((2, 3, 4), per_pixel=per_pixel).double()
