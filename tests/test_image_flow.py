@@ -428,5 +428,5 @@ def test_relu_conditioners_and_glow_steps_only_at_the_last_scale():
     assert "activation" not in default.config and "n_final_checker" not in default.config
     with pytest.raises(ValueError, match="activation: expected one of"):
         ImageRealNVP(**dict(cfg, activation="tanh"))
-    with pytest.raises(ValueError, match="n_final_checker: expected None or an int >= 0"):
+    with pytest.raises(ValueError, match="n_final_checker: expected an integer >= 0"):
         ImageRealNVP(**dict(cfg, n_final_checker=-1))
