@@ -113,10 +113,19 @@ def probe(
     loss_fn = torch.compile(nll) if compile_loss else nll
     with validation(False):  # pixels in [0, 1) by construction
         history = fit_run(
-            model, DequantizedImages(train_images), steps=10**9, batch_size=batch_size, lr=lr,
-            clip_grad=50.0, max_seconds=budget, seed=seed, loss_fn=loss_fn, progress=False,
-            warmup=warmup, callbacks=[Callback(evaluate_when_due, every_steps=1)],
-        )  # fmt: skip
+            model,
+            DequantizedImages(train_images),
+            steps=10**9,
+            batch_size=batch_size,
+            lr=lr,
+            clip_grad=50.0,
+            max_seconds=budget,
+            seed=seed,
+            loss_fn=loss_fn,
+            progress=False,
+            warmup=warmup,
+            callbacks=[Callback(evaluate_when_due, every_steps=1)],
+        )
         final = evaluate()
     curve.append((round(history.seconds / 60, 2), history.steps, round(final, 4)))
     return {
