@@ -89,10 +89,10 @@ def run(variant: str, seed: int, seconds: float) -> dict:
     target = four_modes()
     torch.manual_seed(seed)
     model = RealNVP(2)
-    kw = dict(VARIANTS[variant])
+    options = dict(VARIANTS[variant])
     cpu0 = time.process_time()
     try:
-        if kw.pop("loop", None) == "torch":
+        if options.pop("loop", None) == "torch":
             steps = torch_adam_loop(model, target, seconds, seed)
         else:
             steps = fit_run(
@@ -103,7 +103,7 @@ def run(variant: str, seed: int, seconds: float) -> dict:
                 seed=seed,
                 progress=False,
                 clock=time.process_time,
-                **kw,
+                **options,
             ).steps
     except TrainingDivergedError:
         return {"variant": variant, "seed": seed, "diverged": True}

@@ -119,8 +119,8 @@ class GaussianMixture(ToyDistribution):
     def _log_prob(self, x: Tensor) -> Tensor:
         means = self.means.to(x)
         stds = self.stds.to(x)
-        sq = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (batch, K)
-        log_comp = -0.5 * sq / stds**2 - 2 * torch.log(stds) - LOG_2PI
+        squared_distances = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (batch, K)
+        log_comp = -0.5 * squared_distances / stds**2 - 2 * torch.log(stds) - LOG_2PI
         return torch.logsumexp(log_comp + torch.log(self.weights.to(x)), dim=1)
 
 
