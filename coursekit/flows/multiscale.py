@@ -64,7 +64,7 @@ class MultiScaleLevel(Bijection):
         super().__init__()
         c, h, w = check_image_shape(shape)
         self.event_shape = (c, h, w)
-        coupling_options = dict(
+        options = dict(
             hidden=hidden,
             n_blocks=n_blocks,
             scale_bound=scale_bound,
@@ -74,9 +74,7 @@ class MultiScaleLevel(Bijection):
         self.checker = nn.ModuleList(
             [
                 _with_actnorm(
-                    CheckerboardCoupling((c, h, w), parity=i % 2, **coupling_options),
-                    (c, h, w),
-                    actnorm,
+                    CheckerboardCoupling((c, h, w), parity=i % 2, **options), (c, h, w), actnorm
                 )
                 for i in range(n_checker)
             ]
@@ -98,18 +96,16 @@ class MultiScaleLevel(Bijection):
             for i in range(n_channel):
                 if invconv:
                     step: list[Bijection] = [ActNorm(channel_shape)] if actnorm else []
-                    step += [
-                        InvertibleConv1x1(channel_shape[0]),
-                        ChannelCoupling(channel_shape, parity=0, **coupling_options),
-                    ]
+                    step.append(InvertibleConv1x1(channel_shape[0]))
+                    step.append(ChannelCoupling(channel_shape, parity=0, **options))
                     channel.append(FlowSequence(step))
                 else:
-                    coupling = ChannelCoupling(channel_shape, parity=i % 2, **coupling_options)
+                    coupling = ChannelCoupling(channel_shape, parity=i % 2, **options)
                     channel.append(_with_actnorm(coupling, channel_shape, actnorm))
         # Glow's learned prior for the factored-out half: one more channel coupling, so the
         # factored-out variables are N(μ(kept), σ(kept)²) rather than N(0, I).
         if split_prior and inner is not None:
-            channel.append(ChannelCoupling(channel_shape, parity=0, **coupling_options))
+            channel.append(ChannelCoupling(channel_shape, parity=0, **options))
         self.channel = nn.ModuleList(channel)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
