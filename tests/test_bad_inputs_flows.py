@@ -24,6 +24,7 @@ from coursekit.datasets.mnist import ENV_VAR, FILES
 from coursekit.flows import (
     AffineCoupling,
     CheckpointError,
+    DequantizedImageFlow,
     DequantizedImages,
     FlowSequence,
     ImageRealNVP,
@@ -32,8 +33,10 @@ from coursekit.flows import (
     RealNVP,
     Squeeze,
     UnitScale,
+    VariationalDequantizer,
     dequantize,
     image_bits_per_dim,
+    importance_weighted_bits_per_dim,
     squeeze,
     unsqueeze,
 )
@@ -76,6 +79,45 @@ def _images(n: int = 4) -> torch.Tensor:
 
 def _unit(n: int = 4) -> torch.Tensor:
     return dequantize(_images(n), generator=torch.Generator().manual_seed(1)) / 256
+
+
+def _pair(levels: int = 16, flow: nn.Module | None = None) -> DequantizedImageFlow:
+    """A tiny 8×8 flow and variational dequantizer for ``levels`` pixel levels."""
+    torch.manual_seed(0)
+    q = VariationalDequantizer(
+        (1, 8, 8), hidden=4, n_couplings=1, context_channels=2, levels=levels
+    )
+    return DequantizedImageFlow(_image_model() if flow is None else flow, q)
+
+
+_CKPT_TMP = Path(__import__("tempfile").mkdtemp(prefix="coursekit-bad-pair-"))
+
+
+def _flow_16() -> RealNVP:
+    torch.manual_seed(0)
+    return RealNVP(64, n_layers=2, hidden=(8,))
+
+
+class _FailingFlow(nn.Module):
+    """A flow whose ``log_prob`` fails: ``image_bits_per_dim`` must still restore its mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        raise ArithmeticError("log_prob failed")
+
+
+def _bits_then_mode() -> None:
+    model = _FailingFlow().train()
+    try:
+        image_bits_per_dim(model, _images())
+    except ArithmeticError:
+        pass
+    if model.training:
+        raise ValueError("model: back in training mode after the error")
+    raise AssertionError("model: left in eval mode after the error")
 
 
 FLOWS = [
@@ -381,6 +423,84 @@ PREPROCESSING = [
         lambda: _image_model().log_prob(torch.rand(2, 1, 28, 28)),
         ValueError,
         r"^x: .*\(batch, 1, 8, 8\)",
+    ),
+    Bad(
+        "importance_weighted_bits_per_dim levels 256 for a 16-level pair (10.49 bits/dim before)",
+        lambda: importance_weighted_bits_per_dim(_pair(16), _images() // 16, levels=256),
+        ValueError,
+        r"^levels: .*16 pixel levels",
+    ),
+    Bad(
+        "importance_weighted_bits_per_dim pixel 16 for a 16-level pair",
+        lambda: importance_weighted_bits_per_dim(_pair(16), _images()),
+        ValueError,
+        r"^images: .*0\.\.15",
+    ),
+    Bad(
+        "importance_weighted_bits_per_dim levels 1.5",
+        lambda: importance_weighted_bits_per_dim(_image_model(), _images(), levels=1.5),
+        ValueError,
+        r"^levels: .*integer",
+    ),
+    Bad(
+        "importance_weighted_bits_per_dim model a function",
+        lambda: importance_weighted_bits_per_dim(lambda x: x, _images()),
+        TypeError,
+        r"^model: ",
+    ),
+    Bad(
+        "elbo_given_noise images in [0, 1] (finite -40 nats before)",
+        lambda: _pair(16).elbo_given_noise(_unit(), torch.randn(4, 1, 8, 8)),
+        ValueError,
+        r"^images: .*integer pixel values in 0\.\.15",
+    ),
+    Bad(
+        "elbo_given_noise eps of another shape",
+        lambda: _pair(16).elbo_given_noise(_images() // 16, torch.randn(4, 1, 4, 4)),
+        ValueError,
+        r"^eps: ",
+    ),
+    Bad(
+        "elbo_given_noise one eps for four images",
+        lambda: _pair(16).elbo_given_noise(_images() // 16, torch.randn(1, 1, 8, 8)),
+        ValueError,
+        r"^eps: .*one draw per image",
+    ),
+    Bad(
+        "VariationalDequantizer levels 1 (NaN u before)",
+        lambda: VariationalDequantizer((1, 8, 8), levels=1),
+        ValueError,
+        r"^levels: .*at least 2",
+    ),
+    Bad(
+        "VariationalDequantizer levels 1.5 (accepted before)",
+        lambda: VariationalDequantizer((1, 8, 8), levels=1.5),
+        ValueError,
+        r"^levels: .*integer",
+    ),
+    Bad(
+        "VariationalDequantizer levels a string",
+        lambda: VariationalDequantizer((1, 8, 8), levels="256"),
+        TypeError,
+        r"^levels: ",
+    ),
+    Bad(
+        "DequantizedImages levels 1",
+        lambda: DequantizedImages(_images(), levels=1),
+        ValueError,
+        r"^levels: ",
+    ),
+    Bad(
+        "image_bits_per_dim restores training mode after an error",
+        _bits_then_mode,
+        ValueError,
+        r"^model: back in training mode",
+    ),
+    Bad(
+        "DequantizedImageFlow.save with a flow without config (AttributeError before)",
+        lambda: _pair(256, flow=_flow_16()).save(_CKPT_TMP / "pair.pt"),
+        TypeError,
+        r"^flow: .*no config",
     ),
 ]
 
@@ -966,3 +1086,20 @@ def test_samples_of_the_shipped_model_are_in_its_domain() -> None:
     y = tiny.sample(3, temperature=2.0, generator=torch.Generator().manual_seed(1))
     assert 0 <= float(y.min()) and float(y.max()) <= 1
     assert bool(torch.isfinite(tiny.log_prob(y)).all())
+
+
+def test_importance_weighting_uses_the_dequantizers_levels() -> None:
+    """K = 1 on a 16-level pair is its one-draw bound in bits/dim, with log 16 per dimension;
+    a flow on 1024 levels is accepted."""
+    pair = _pair(16).double().eval()
+    k = _images(6) // 16
+    got = importance_weighted_bits_per_dim(
+        pair, k, num_samples=1, generator=torch.Generator().manual_seed(3)
+    )
+    with torch.no_grad():
+        elbo = pair.elbo(k, generator=torch.Generator().manual_seed(3))
+    d = k[0].numel()
+    want = -(float(elbo.mean()) - d * math.log(16)) / (d * math.log(2))
+    assert got == pytest.approx(want, rel=1e-12)
+    k1024 = torch.randint(0, 1024, (3, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    assert math.isfinite(importance_weighted_bits_per_dim(_image_model(), k1024, levels=1024))
