@@ -23,6 +23,7 @@ import torch
 from _bad_inputs import Bad, assert_named_error, ids
 
 from coursekit import changevar as cv
+from coursekit import practice as pr
 from coursekit.datasets import (
     Checkerboard,
     GaussianMixture,
@@ -577,6 +578,80 @@ MNIST_TABLE = [
 ]
 
 
+PRACTICE = [
+    Bad(
+        "gap_region target None",
+        lambda: pr.gap_region(torch.zeros(2, 2), None, 0.1, 2.0),
+        TypeError,
+        r"^target: .*log_prob",
+    ),
+    Bad(
+        "gap_mass target a string",
+        lambda: pr.gap_mass(torch.zeros(2, 2), "4 modes", 0.1, 2.0),
+        TypeError,
+        r"^target: ",
+    ),
+    Bad("summarise a float", lambda: pr.summarise(3.0), TypeError, r"^values: .*list"),
+    Bad("summarise strings", lambda: pr.summarise(["a", "b"]), TypeError, r"^values: .*numbers"),
+    Bad(
+        "summarise a tensor",
+        lambda: pr.summarise(torch.tensor([1.0, 2.0])),
+        TypeError,
+        r"^values: ",
+    ),
+    Bad(
+        "summarise_runs runs a dict",
+        lambda: pr.summarise_runs({"kl": 1.0}, ("model",), "kl"),
+        TypeError,
+        r"^runs: .*list of dicts",
+    ),
+    Bad(
+        "summarise_runs by a string",
+        lambda: pr.summarise_runs([{"model": "a", "kl": 1.0}], "model", "kl"),
+        TypeError,
+        r"^by: .*\('model',\)",
+    ),
+    Bad(
+        "summarise_runs a row not a dict",
+        lambda: pr.summarise_runs([3], ("model",), "kl"),
+        TypeError,
+        r"^runs: row 0 ",
+    ),
+    Bad(
+        "summarise_runs value not a number",
+        lambda: pr.summarise_runs([{"model": "a", "kl": "x"}], ("model",), "kl"),
+        TypeError,
+        r"^runs: row 0's 'kl'",
+    ),
+    Bad(
+        "summarise_runs unhashable field",
+        lambda: pr.summarise_runs([{"model": [1], "kl": 1.0}], ("model",), "kl"),
+        TypeError,
+        r"^runs: row 0's fields",
+    ),
+    Bad("parameter_count of an int", lambda: pr.parameter_count(3), TypeError, r"^model: "),
+    Bad("build_flow name an int", lambda: pr.build_flow(3), TypeError, r"^name: "),
+    Bad(
+        "build_flow seed a string",
+        lambda: pr.build_flow("zuko MAF", seed="0"),
+        TypeError,
+        r"^seed: ",
+    ),
+    Bad(
+        "build_flow seed 2**63",
+        lambda: pr.build_flow("zuko MAF", seed=2**63),
+        ValueError,
+        r"^seed: .*2\*\*63",
+    ),
+    Bad("zuko_flow name a list", lambda: pr.zuko_flow(["NSF"]), TypeError, r"^name: "),
+]
+
+
+@pytest.mark.parametrize("case", PRACTICE, ids=ids(PRACTICE))
+def test_practice_bad_inputs(case: Bad) -> None:
+    assert_named_error(case)
+
+
 @pytest.mark.parametrize("case", CHANGEVAR, ids=ids(CHANGEVAR))
 def test_changevar_bad_inputs(case: Bad) -> None:
     assert_named_error(case)
@@ -689,7 +764,7 @@ def test_the_principle_is_written_and_the_tables_are_large() -> None:
         "tests/test_bad_inputs_",
     ):
         assert phrase in section, phrase
-    tables = [CHANGEVAR, MAPS1D, TOY, MNIST_TABLE, checker_tables.CHECKER_ARGS]
+    tables = [CHANGEVAR, MAPS1D, TOY, MNIST_TABLE, PRACTICE, checker_tables.CHECKER_ARGS]
     tables += [flow_tables.FLOWS, flow_tables.PREPROCESSING, flow_tables.CHECKPOINTS]
     tables += [flow_tables.TRAINING, flow_tables.FLAGS, checker_tables.SPECIFIC]
     assert sum(len(t) for t in tables) >= 150

@@ -40,6 +40,7 @@ from coursekit.flows import (
     squeeze,
     unsqueeze,
 )
+from coursekit.practice import ZukoDensity
 from coursekit.train_mnist_checks import UsageError
 from coursekit.training import TrainingDivergedError, fit
 from coursekit.training_run import Callback, fit_run
@@ -79,6 +80,13 @@ def _images(n: int = 4) -> torch.Tensor:
 
 def _unit(n: int = 4) -> torch.Tensor:
     return dequantize(_images(n), generator=torch.Generator().manual_seed(1)) / 256
+
+
+def _zuko(**kw) -> nn.Module:
+    import zuko
+
+    torch.manual_seed(0)
+    return zuko.flows.NSF(2, **kw)
 
 
 def _pair(levels: int = 16, flow: nn.Module | None = None) -> DequantizedImageFlow:
@@ -121,6 +129,30 @@ def _bits_then_mode() -> None:
 
 
 FLOWS = [
+    Bad(
+        "ZukoDensity of a conditional zuko flow (every call failed before)",
+        lambda: ZukoDensity(_zuko(context=3)),
+        ValueError,
+        r"^flow: .*unconditional",
+    ),
+    Bad(
+        "ZukoDensity of an nn.Linear",
+        lambda: ZukoDensity(nn.Linear(2, 2)),
+        TypeError,
+        r"^flow: .*zuko flow",
+    ),
+    Bad(
+        "ZukoDensity log_prob x of 3 features",
+        lambda: ZukoDensity(_zuko()).log_prob(torch.zeros(4, 3)),
+        ValueError,
+        r"^x: ",
+    ),
+    Bad(
+        "ZukoDensity sample generator a seed",
+        lambda: ZukoDensity(_zuko()).sample(3, generator=1),
+        ValueError,
+        r"^generator: ",
+    ),
     Bad(
         "log_prob x (batch, 3)",
         lambda: _flow().log_prob(torch.zeros(3, 3)),
@@ -1103,3 +1135,26 @@ def test_importance_weighting_uses_the_dequantizers_levels() -> None:
     assert got == pytest.approx(want, rel=1e-12)
     k1024 = torch.randint(0, 1024, (3, 1, 8, 8), generator=torch.Generator().manual_seed(0))
     assert math.isfinite(importance_weighted_bits_per_dim(_image_model(), k1024, levels=1024))
+
+
+def test_zuko_density_accepts_what_realnvp_accepts() -> None:
+    """float64 toy data into a float32 zuko flow gives its float32 log-density; a trainable
+    base that has moved is where samples come from (they map back to its mean and scale)."""
+    import zuko
+
+    model = ZukoDensity(_zuko())
+    x = four_modes().sample(64, generator=torch.Generator().manual_seed(0))
+    assert x.dtype == F64
+    assert torch.equal(model.log_prob(x), model.log_prob(x.float()))
+    torch.manual_seed(0)
+    base = zuko.flows.UnconditionalDistribution(
+        zuko.distributions.DiagNormal, torch.zeros(2), torch.ones(2), buffer=False
+    )
+    flow = zuko.flows.Flow(zuko.flows.NSF(2).transform, base)
+    model = ZukoDensity(flow)
+    with torch.no_grad():
+        base._0.fill_(3.0)
+        base._1.fill_(0.2)
+    z, _ = model(model.sample(4000, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(z.mean(0), torch.full((2,), 3.0), atol=0.03)
+    assert torch.allclose(z.std(0), torch.full((2,), 0.2), atol=0.02)
