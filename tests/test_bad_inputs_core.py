@@ -484,6 +484,25 @@ _offline = dict(mirrors=["http://127.0.0.1:9/"], timeout=0.5)
 
 MNIST_TABLE = [
     Bad(
+        "fallback='False' (a true string before)",
+        lambda: load_mnist(split="test", fallback="False"),
+        TypeError,
+        r"^fallback: expected True or False, got str",
+    ),
+    Bad(
+        "download 0",
+        lambda: load_mnist(split="test", download=0),
+        TypeError,
+        r"^download: ",
+    ),
+    Bad("split a list", lambda: load_mnist(split=["test"]), ValueError, r"^split: "),
+    Bad(
+        "explicit root lacking a file, stale COURSEKIT_MNIST_DIR set",
+        _with_env("/nonexistent/stale", lambda: load_mnist(_HALF, split="test")),
+        FileNotFoundError,
+        r"^root: .*lacks",
+    ),
+    Bad(
         "explicit root that does not exist",
         lambda: load_mnist("/nonexistent/typo", split="test"),
         FileNotFoundError,
@@ -871,6 +890,18 @@ def test_mnist_download_kept_when_the_default_cache_cannot_be_written(
     with pytest.warns(UserWarning, match="could not cache"):
         data = load_mnist(split="test", md5=md5)
     assert data.complete and data.labels.tolist() == [1, 2, 3]
+
+
+def test_an_explicit_root_wins_over_a_stale_environment_variable(tmp_path, monkeypatch) -> None:
+    """A valid ``root`` loads even when COURSEKIT_MNIST_DIR names a folder that is gone."""
+    files = _fake_split("test")
+    md5 = {n: hashlib.md5(d).hexdigest() for n, d in files.items()}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    monkeypatch.setenv(mn.ENV_VAR, str(tmp_path / "gone"))
+    data = load_mnist(tmp_path, split="test", md5=md5, download=False)
+    assert data.complete and data.labels.tolist() == [1, 2, 3]
+    assert data.source == f"root: {tmp_path}"
 
 
 def test_mnist_corrupt_cache_offline_keeps_the_valid_file(tmp_path, monkeypatch) -> None:

@@ -41,6 +41,7 @@ from coursekit.flows import (
     unsqueeze,
 )
 from coursekit.practice import ZukoDensity
+from coursekit.pretrained import load_pretrained_mnist
 from coursekit.train_mnist_checks import UsageError
 from coursekit.training import TrainingDivergedError, fit
 from coursekit.training_run import Callback, fit_run
@@ -579,6 +580,36 @@ def _not_a_dict() -> Path:
 
 
 CHECKPOINTS = [
+    Bad(
+        "load_pretrained_mnist map_location cuda on a machine without CUDA (corrupt before)",
+        lambda: load_pretrained_mnist(map_location="cuda:63"),
+        ValueError,
+        r"^map_location: 'cuda:63' ",
+    ),
+    Bad(
+        "load_pretrained_mnist map_location bogus",
+        lambda: load_pretrained_mnist(map_location="bogus"),
+        ValueError,
+        r"^map_location: .*'bogus'",
+    ),
+    Bad(
+        "load_pretrained_mnist map_location an int list",
+        lambda: load_pretrained_mnist(map_location=[0]),
+        TypeError,
+        r"^map_location: ",
+    ),
+    Bad(
+        "load_pretrained_mnist path an int",
+        lambda: load_pretrained_mnist(path=3),
+        TypeError,
+        r"^path: ",
+    ),
+    Bad(
+        "DequantizedImageFlow.load map_location meta",
+        lambda: DequantizedImageFlow.load(_CKPT_TMP / "none.pt", map_location="meta"),
+        ValueError,
+        r"^map_location: ",
+    ),
     Bad(
         "save bpd a Path",
         lambda: _saved("p.pt", bpd=Path("x")),

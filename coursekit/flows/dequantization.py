@@ -271,7 +271,11 @@ class DequantizedImageFlow(nn.Module):
         cls, path: str | Path, map_location: str | torch.device = "cpu"
     ) -> DequantizedImageFlow:
         """Rebuild a pair saved by :meth:`save` (an ``ImageRealNVP`` and its dequantizer);
-        a :class:`~coursekit.flows.checkpoint.CheckpointError` names ``path`` if it cannot."""
+        a :class:`~coursekit.flows.checkpoint.CheckpointError` names ``path`` if it cannot;
+        ``map_location`` must be a device this machine has (``ValueError`` naming it)."""
+        from coursekit.pretrained import check_map_location  # it imports the flows
+
+        map_location = check_map_location(map_location)
         return model_from_checkpoint(
             _pair_from_config, read_checkpoint(path, map_location), str(path)
         )
