@@ -233,7 +233,7 @@ def test_bad_inputs():
         CheckerboardCoupling((1, 4, 4), parity=2)
     with pytest.raises(ValueError, match="even number of channels"):
         ChannelCoupling((3, 4, 4))
-    with pytest.raises(ValueError, match="images: expected pixel values"):
+    with pytest.raises(ValueError, match="images: expected integer pixel values in 0..255"):
         dequantize(torch.full((1, 1, 2, 2), 256.0))
     with pytest.raises(ValueError, match="images: expected integer"):
         dequantize(torch.full((1, 1, 2, 2), 0.5))

