@@ -4,6 +4,7 @@ exactness in float64 against autograd, scipy and closed forms, and their bad inp
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -318,3 +319,43 @@ BAD = [
 @pytest.mark.parametrize("case", BAD, ids=ids(BAD))
 def test_bad_inputs(case: Bad) -> None:
     assert_named_error(case)
+
+
+# ---------------------------------------------------------------- the benchmark of notebook 09
+
+
+def _benchmark_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "beyond_density.py"
+    spec = importlib.util.spec_from_file_location("beyond_density_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_benchmark_has_every_part_for_five_seeds_with_the_scripts_settings():
+    from coursekit.bands import benchmark_results
+
+    bench = _benchmark_module()
+    data = benchmark_results("beyond_density")
+    assert data["settings"]["live"] == bench.LIVE
+    assert data["settings"]["seeds"] == list(bench.SEEDS) and len(bench.SEEDS) >= 5
+    keys = {(r["part"], r["model"], r["seed"]) for r in data["runs"]}
+    parts = ["triangular", "reverse", "forward", "conditional", "flow matching"]
+    for seed in bench.SEEDS:
+        assert all((p, "", seed) in keys for p in parts)
+        assert all(("equal cpu", m, seed) in keys for m in (*bench.EQUAL_MODELS, "KDE", "GMM"))
+    assert "| flow matching |" in bench.report(data)
+
+
+def test_benchmark_quick_run_writes_its_rows_and_resumes(tmp_path, capsys):
+    bench = _benchmark_module()
+    out = tmp_path / "quick.json"
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["runs"]
+    assert len(rows) == 2 * 10
+    assert bench.main(["--quick", "--out", str(out)]) == 0  # everything done: nothing reruns
+    assert len(json.loads(out.read_text())["runs"]) == 20
+    assert "| 4 modes, equal CPU / classical |" in capsys.readouterr().out
