@@ -67,6 +67,11 @@ Modules:
   (helpers in :mod:`~coursekit.plots._arrays`); :mod:`coursekit.animation`;
   :mod:`coursekit.widgets` (interactive demos;
   the 2-D demo's state in :mod:`coursekit.transport2d`).
+* Notebook 09: :mod:`coursekit.triangular` (the Knothe–Rosenblatt map), :mod:`coursekit.reverse_kl`
+  (reverse KL, importance-weighted log Z), :mod:`~coursekit.flows.conditional` and
+  :mod:`~coursekit.datasets.conditional` (conditional flows, their targets),
+  :mod:`coursekit.flow_matching` (a continuous flow), :mod:`coursekit.classical` (KDE, EM);
+  its exercise checkers :mod:`~coursekit.checkers.ch09`.
 * :mod:`coursekit.checkers`: exercise checkers :mod:`~coursekit.checkers.ch01` …
   :mod:`~coursekit.checkers.ch08` (:mod:`~coursekit.checkers.ch02`,
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,

@@ -5,7 +5,7 @@ what is wrong (never the solution, never a traceback), or ``Exercise N.M: not do
 while the exercise still raises ``NotImplementedError``. It returns True on a pass. It never
 raises, whatever the student's function returns, and stops a function that runs longer than
 60 s (:func:`set_time_limit` changes the limit).
-One module per chapter: :mod:`.ch01` … :mod:`.ch08`.
+One module per chapter: :mod:`.ch01` … :mod:`.ch09`.
 """
 
 from coursekit.checkers._common import (
@@ -77,8 +77,20 @@ from coursekit.checkers.ch08 import (
     check_log_q_of_sigmoid,
     check_split_levels,
 )
+from coursekit.checkers.ch09 import (
+    check_conditional_coupling,
+    check_hutchinson,
+    check_iw_log_z,
+    check_reverse_kl_loss,
+    check_triangular_gaussian,
+)
 
 __all__ = [
+    "check_triangular_gaussian",
+    "check_reverse_kl_loss",
+    "check_iw_log_z",
+    "check_hutchinson",
+    "check_conditional_coupling",
     "EXERCISES",
     "RESULTS",
     "assert_all_passed",

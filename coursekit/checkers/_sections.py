@@ -62,6 +62,11 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "8.3": ("08", "Training a flow with variational dequantization, live"),
     "8.4": ("08", "4. Importance-weighted bits/dim: $K = 1, 8, 32$"),
     "8.5": ("08", "4. Importance-weighted bits/dim: $K = 1, 8, 32$"),
+    "9.1": ("09", "2. Reverse KL: sampling a density known only up to a constant"),
+    "9.2": ("09", "2. Reverse KL: sampling a density known only up to a constant"),
+    "9.3": ("09", "3. Conditional flows: one density per context"),
+    "9.4": ("09", "1. Why flows are universal: the triangular map, in view"),
+    "9.5": ("09", "5. Where the field went: continuous-time flows and flow matching"),
 }
 
 _NAMES_A_NOTEBOOK = re.compile(r"\bnotebook\s+\d{2}\b", re.IGNORECASE)
