@@ -28,8 +28,9 @@ from coursekit._validation import (
     check_positive_int,
     check_tensor,
 )
+from coursekit.device import module_dtype_device
 from coursekit.flows import RealNVP
-from coursekit.flows.base import check_input, module_dtype
+from coursekit.flows.base import check_input
 from coursekit.metrics import Estimate, kl_with_se, mean_and_se  # noqa: F401 (kl_with_se: the KL of notebook 07)
 
 #: The four flows that notebook 07 compares, by display name.
@@ -94,7 +95,7 @@ class ZukoDensity(nn.Module):
             ) from None
 
     def _dtype(self) -> torch.dtype:
-        return module_dtype(self) or torch.get_default_dtype()
+        return module_dtype_device(self)[0] or torch.get_default_dtype()
 
     def _check(self, x: Tensor, name: str) -> Tensor:
         return check_input(self, x, name, self.event_shape)
