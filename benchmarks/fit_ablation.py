@@ -21,6 +21,7 @@ Usage (repository root)::
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -32,10 +33,17 @@ from datetime import datetime, timezone
 import torch
 
 from coursekit.datasets import four_modes
-from coursekit.experiments import log_ratio_samples, mean_and_se
 from coursekit.flows import RealNVP
-from coursekit.training import TrainingDivergedError, seed_everything
+from coursekit.metrics import log_ratio_samples, mean_and_se
+from coursekit.training import TrainingDivergedError, fit, seed_everything
 from coursekit.training_run import fit_run
+
+#: ``fit``'s defaults (batch_size, lr, clip_grad, ...), read from its signature, never retyped
+FIT_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(fit).parameters.items()
+    if p.default is not inspect.Parameter.empty
+}
 
 VARIANTS: dict[str, dict] = {
     "fit": {},
@@ -52,11 +60,12 @@ def torch_adam_loop(
     target: object,
     seconds: float,
     seed: int,
-    batch_size: int = 1024,
-    lr: float = 1e-2,
-    clip: float = 10.0,
+    batch_size: int = FIT_DEFAULTS["batch_size"],
+    lr: float = FIT_DEFAULTS["lr"],
+    clip: float = FIT_DEFAULTS["clip_grad"],
 ) -> int:
-    """``fit``'s defaults written with ``torch.optim.Adam``; returns the steps done."""
+    """``fit``'s defaults (read from its signature) written with ``torch.optim.Adam``;
+    returns the steps done."""
     g = seed_everything(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     start, steps = time.process_time(), 0
@@ -80,10 +89,10 @@ def run(variant: str, seed: int, seconds: float) -> dict:
     target = four_modes()
     torch.manual_seed(seed)
     model = RealNVP(2)
-    kw = dict(VARIANTS[variant])
+    options = dict(VARIANTS[variant])
     cpu0 = time.process_time()
     try:
-        if kw.pop("loop", None) == "torch":
+        if options.pop("loop", None) == "torch":
             steps = torch_adam_loop(model, target, seconds, seed)
         else:
             steps = fit_run(
@@ -94,7 +103,7 @@ def run(variant: str, seed: int, seconds: float) -> dict:
                 seed=seed,
                 progress=False,
                 clock=time.process_time,
-                **kw,
+                **options,
             ).steps
     except TrainingDivergedError:
         return {"variant": variant, "seed": seed, "diverged": True}

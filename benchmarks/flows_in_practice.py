@@ -1,21 +1,30 @@
 """The seed statistics of notebook 07: the course's RealNVP against zuko's RealNVP, MAF and
-NSF on three toy targets, the filament mass on the 4 modes, and the training recipe's effect.
+NSF on three toy targets, the filament mass on the 4 modes, the bands of the notebook's own two
+trainings, and the training recipe's effect.
 
 Usage (from the repository root)::
 
-    python benchmarks/flows_in_practice.py                 # full run, ~21 CPU-minutes
+    python benchmarks/flows_in_practice.py                 # full run, ~23 CPU-minutes
     python benchmarks/flows_in_practice.py --quick --out /tmp/quick.json   # smoke test
 
 Every model is trained by :func:`coursekit.training.fit` (fresh target samples each step,
 fit's defaults: Adam at lr 1e-2 with a cosine decay, batch 1,024, gradient clipping at 10)
 for a budget of **CPU time of the process** (``fit_run(..., clock=time.process_time)``) with one
-torch thread, so a shared machine's load does not shrink anyone's budget. After training:
+torch thread, so that other programs running beside it do not shrink the budget. After
+training:
 
 * ``KL(p ‖ p_θ)`` on 20,000 fresh target samples, the same for every model of a seed
   (:func:`coursekit.practice.kl_with_se`, with its Monte Carlo standard error);
-* on the 4 modes, the gap mass: the share of 50,000 model samples that land between the
-  modes where the true density is below 1 % of its peak (:func:`coursekit.practice.gap_mass`),
-  and the same share for 50,000 samples of the truth.
+* on the 4 modes, the gap mass: the share of 50,000 model samples in the gap region ``G`` of
+  :mod:`coursekit.experiments` (the square through the four centres minus a disc of radius
+  3σ around each, :func:`coursekit.experiments.in_gap_region`; notebooks 05 and 07), with its
+  standard error (:func:`coursekit.experiments.gap_share`), and the same share for 50,000
+  samples of the truth.
+
+The live part repeats notebook 07's own two trainings (zuko's NSF for 400 steps and the
+course's RealNVP for 1,000, ``fit``'s defaults, a fixed number of steps) for ten seeds, with
+the notebook's evaluation samples (KL: generator seed 4; gap mass: generator seed 6), so that
+the notebook prints its run beside its band (:class:`coursekit.bands.Band`).
 
 The recipe part trains zuko's NSF on the 4 modes for 10 s of CPU time with fit's defaults,
 with them changed one at a time (lr 1e-3; batch 256; constant learning rate) and with zuko's
@@ -40,14 +49,15 @@ from pathlib import Path
 import torch
 
 from coursekit.datasets import gallery
+from coursekit.experiments import gap_share
 from coursekit.practice import (
     FLOW_NAMES,
     build_flow,
-    gap_mass,
     kl_with_se,
     parameter_count,
     summarise_runs,
 )
+from coursekit.training import fit
 from coursekit.training_run import fit_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,10 +70,10 @@ RECIPE_BUDGET = 10.0
 SEEDS = (0, 1, 2, 3, 4)
 KL_SAMPLES = 20_000
 GAP_SAMPLES = 50_000
-#: Gaps of the 4 modes: inside the square through the centres (±2, ±2), true density below
-#: 1 % of the peak density.
-GAP_HALF_WIDTH = 2.0
-GAP_LEVEL = 0.01
+#: The live part: notebook 07's two trainings (steps) and the generator seeds of its samples.
+LIVE_STEPS = {"zuko NSF": 400, "course RealNVP": 1_000}
+LIVE_SEEDS = tuple(range(10))
+LIVE_KL_SEED, LIVE_GAP_SEED = 4, 6
 
 #: Training recipes of the recipe part (overrides of fit's defaults), by name.
 RECIPES: dict[str, dict[str, object]] = {
@@ -80,12 +90,6 @@ RECIPES: dict[str, dict[str, object]] = {
 }
 RECIPE_MODEL = "zuko NSF"
 RECIPE_TARGET = "4 modes"
-
-
-def gap_threshold(target: object) -> float:
-    """``GAP_LEVEL`` times the true density at the first mode's centre (its peak)."""
-    centre = target.means[:1]
-    return GAP_LEVEL * float(target.log_prob(centre).exp())
 
 
 def run_one(
@@ -127,20 +131,45 @@ def run_one(
         "parameters": parameter_count(model),
     }
     if target_name == "4 modes" and gap_samples:
-        threshold = gap_threshold(target)
         with torch.no_grad():
             x = model.sample(gap_samples, generator=torch.Generator().manual_seed(20_000 + seed))
-        gm = gap_mass(x, target, threshold, GAP_HALF_WIDTH)
-        truth = gap_mass(
-            target.sample(gap_samples, generator=torch.Generator().manual_seed(30_000 + seed)),
-            target,
-            threshold,
-            GAP_HALF_WIDTH,
+        gm = gap_share(x)
+        truth = gap_share(
+            target.sample(gap_samples, generator=torch.Generator().manual_seed(30_000 + seed))
         )
         row.update(
             gap_mass=gm.mean, gap_mass_se=gm.se, true_gap_mass=truth.mean, true_gap_mass_se=truth.se
         )
     return row
+
+
+def run_live(
+    model_name: str, seed: int, steps: int, kl_samples: int, gap_samples: int
+) -> dict[str, object]:
+    """One of notebook 07's two trainings, ``steps`` steps of ``fit`` with ``seed``, measured
+    with the notebook's evaluation samples."""
+    target = gallery()["4 modes"]
+    model = build_flow(model_name, seed=seed)
+    start = time.process_time()
+    history = fit(model, target, steps=steps, seed=seed, progress=False)
+    train_cpu = time.process_time() - start
+    kl = kl_with_se(
+        model, target, n=kl_samples, generator=torch.Generator().manual_seed(LIVE_KL_SEED)
+    )
+    with torch.no_grad():
+        x = model.sample(gap_samples, generator=torch.Generator().manual_seed(LIVE_GAP_SEED))
+    gm = gap_share(x)
+    return {
+        "model": model_name,
+        "target": "4 modes",
+        "seed": seed,
+        "steps": history.steps,
+        "kl": kl.mean,
+        "kl_se": kl.se,
+        "gap_mass": gm.mean,
+        "gap_mass_se": gm.se,
+        "train_cpu_s": train_cpu,
+    }
 
 
 def report(data: dict[str, object]) -> str:
@@ -163,6 +192,15 @@ def report(data: dict[str, object]) -> str:
         lines.append("|---" * (len(FLOW_NAMES) + 1) + "|")
         cells = [str(gap[(m,)]) if (m,) in gap else "" for m in FLOW_NAMES]
         lines.append("| model | " + " | ".join(cells) + " |")
+    live = [r for r in runs if r["part"] == "live"]
+    if live:
+        lines += ["", "| notebook 07's live run, over seeds | steps | KL (nats) | gap mass |"]
+        lines.append("|---|---|---|---|")
+        kl_live = summarise_runs(live, by=("model",), value="kl")
+        gap_live = summarise_runs(live, by=("model",), value="gap_mass")
+        steps_live = {r["model"]: r["steps"] for r in live}
+        for (m,), est in kl_live.items():
+            lines.append(f"| {m} ({est.n} seeds) | {steps_live[m]} | {est} | {gap_live[(m,)]} |")
     recipes = [r for r in runs if r["part"] == "recipes"]
     if recipes:
         table = summarise_runs(recipes, by=("recipe_name",), value="kl")
@@ -180,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--quick", action="store_true", help="1 s budgets, 2 seeds (smoke test)")
     parser.add_argument("--skip-recipes", action="store_true")
+    parser.add_argument("--skip-live", action="store_true")
     parser.add_argument(
         "--report", action="store_true", help="print the tables of --out, run nothing"
     )
@@ -189,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     budgets = {t: 1.0 for t in BUDGETS} if args.quick else dict(BUDGETS)
     recipe_budget = 1.0 if args.quick else RECIPE_BUDGET
     seeds = SEEDS[:2] if args.quick else SEEDS
+    live_seeds = LIVE_SEEDS[:2] if args.quick else LIVE_SEEDS
+    live_steps = {m: 5 for m in LIVE_STEPS} if args.quick else dict(LIVE_STEPS)
     kl_n = 2_000 if args.quick else KL_SAMPLES
     gap_n = 5_000 if args.quick else GAP_SAMPLES
 
@@ -208,8 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": list(seeds),
         "kl_samples": kl_n,
         "gap_samples": gap_n,
-        "gap_half_width": GAP_HALF_WIDTH,
-        "gap_level": GAP_LEVEL,
+        "gap_region": "coursekit.experiments.in_gap_region",
+        "live_steps": live_steps,
+        "live_seeds": list(live_seeds),
+        "live_kl_seed": LIVE_KL_SEED,
+        "live_gap_seed": LIVE_GAP_SEED,
         "recipes": RECIPES,
         "recipe_budget_cpu_s": recipe_budget,
         "recipe_model": RECIPE_MODEL,
@@ -220,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     jobs = []
+    if not args.skip_live:
+        for seed in live_seeds:
+            for model_name in LIVE_STEPS:
+                jobs.append(("live", model_name, "4 modes", seed, 0.0, "fit defaults"))
     for target_name, budget in budgets.items():
         for seed in seeds:
             for model_name in FLOW_NAMES:
@@ -244,7 +292,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         load = os.getloadavg()[0]
         start = time.perf_counter()
-        row = run_one(model_name, target_name, seed, budget, RECIPES[recipe_name], kl_n, gap_n)
+        if part == "live":
+            row = run_live(model_name, seed, live_steps[model_name], kl_n, gap_n)
+        else:
+            row = run_one(model_name, target_name, seed, budget, RECIPES[recipe_name], kl_n, gap_n)
         row.update(
             part=part,
             wall_s=time.perf_counter() - start,

@@ -52,11 +52,10 @@ from coursekit.flows import (
 )
 from coursekit.flows.preprocessing import LEVELS, dequantize
 from coursekit.metrics import mean_and_se, nll
-from coursekit.train_mnist import DEFAULT_CONFIG
+from coursekit.train_mnist import DEFAULT_CONFIG, EVAL_SEED
 from coursekit.training import TrainingDivergedError, seed_everything
 from coursekit.training_run import fit_run
 
-EVAL_SEED = 1234
 #: The shipped model's configuration (train_mnist.DEFAULT_CONFIG), narrower and with fewer
 #: channel steps: about a quarter of its parameters.
 BASE = dict(DEFAULT_CONFIG, hidden=[32, 64, 64], n_channel=[4, 4])

@@ -26,8 +26,7 @@ import torch
 from coursekit.datasets import load_mnist
 from coursekit.flows.importance import importance_weighted_log_prob
 from coursekit.pretrained import load_pretrained_mnist
-
-SEED = 1234
+from coursekit.train_mnist import EVAL_SEED
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     for k in args.ks:
         start = time.process_time()
         log_p = importance_weighted_log_prob(
-            model, images, k, generator=torch.Generator().manual_seed(SEED)
+            model, images, k, generator=torch.Generator().manual_seed(EVAL_SEED)
         )
         cpu = time.process_time() - start
         bpd = -(log_p - d * math.log(256)) / (d * math.log(2))

@@ -32,9 +32,10 @@ import nbformat
 import torch
 
 from coursekit.datasets import MODE_CENTRES, four_modes, gallery, modes
-from coursekit.experiments import gap_mass_on_grid, gap_share, kl_with_se, log_ratio_samples
+from coursekit.experiments import gap_mass_on_grid, gap_share
 from coursekit.flows import RealNVP
 from coursekit.grid import integrate_on_grid, log_prob_on_grid, make_grid
+from coursekit.metrics import kl_with_se, log_ratio_samples
 from coursekit.mlp_density import GridRenormalized, MLPDensity, MonteCarloMLPDensity
 from coursekit.training import fit, seed_everything
 

@@ -32,7 +32,7 @@ from coursekit.datasets import load_mnist
 from coursekit.device import hardware
 from coursekit.flows import DequantizedImages, ImageRealNVP, dequantize, image_bits_per_dim
 from coursekit.metrics import nll
-from coursekit.train_mnist import DEFAULT_CONFIG
+from coursekit.train_mnist import DEFAULT_CONFIG, EVAL_SEED
 from coursekit.training import FitState
 from coursekit.training_run import Callback, fit_run
 
@@ -100,7 +100,9 @@ def probe(
     next_eval = [60.0 * eval_every]
 
     def evaluate() -> float:
-        return image_bits_per_dim(model, test_images, generator=torch.Generator().manual_seed(1234))
+        return image_bits_per_dim(
+            model, test_images, generator=torch.Generator().manual_seed(EVAL_SEED)
+        )
 
     def evaluate_when_due(state: FitState) -> None:
         if next_eval[0] <= state.elapsed < budget:
@@ -111,10 +113,19 @@ def probe(
     loss_fn = torch.compile(nll) if compile_loss else nll
     with validation(False):  # pixels in [0, 1) by construction
         history = fit_run(
-            model, DequantizedImages(train_images), steps=10**9, batch_size=batch_size, lr=lr,
-            clip_grad=50.0, max_seconds=budget, seed=seed, loss_fn=loss_fn, progress=False,
-            warmup=warmup, callbacks=[Callback(evaluate_when_due, every_steps=1)],
-        )  # fmt: skip
+            model,
+            DequantizedImages(train_images),
+            steps=10**9,
+            batch_size=batch_size,
+            lr=lr,
+            clip_grad=50.0,
+            max_seconds=budget,
+            seed=seed,
+            loss_fn=loss_fn,
+            progress=False,
+            warmup=warmup,
+            callbacks=[Callback(evaluate_when_due, every_steps=1)],
+        )
         final = evaluate()
     curve.append((round(history.seconds / 60, 2), history.steps, round(final, 4)))
     return {

@@ -59,14 +59,19 @@ Modules:
 * :mod:`coursekit.pretrained`: the shipped MNIST model.
 * :mod:`coursekit.mlp_density`: the MLP density model of notebook 01 and its normalisers;
   :mod:`coursekit.grid`: densities on 2-D grids.
-* :mod:`coursekit.experiments`: the experiments of notebooks 04–05 (KL with its Monte Carlo
-  standard error, the 4 modes in D dimensions, the gap region, the grid's cost).
+* :mod:`coursekit.experiments`: the experiments of notebooks 04–05 (the gap region, the grid's
+  cost; KL with its Monte Carlo standard error is in :mod:`coursekit.metrics`).
 * :mod:`coursekit.practice`: zuko's flows with the course's interface, KL with its standard
   error, the gap mass of filaments (notebook 07).
 * :mod:`coursekit.plots`: :mod:`~coursekit.plots.density`, :mod:`~coursekit.plots.flows`
   (helpers in :mod:`~coursekit.plots._arrays`); :mod:`coursekit.animation`;
   :mod:`coursekit.widgets` (interactive demos;
   the 2-D demo's state in :mod:`coursekit.transport2d`).
+* Notebook 09: :mod:`coursekit.triangular` (the Knothe–Rosenblatt map), :mod:`coursekit.reverse_kl`
+  (reverse KL, importance-weighted log Z), :mod:`~coursekit.flows.conditional` and
+  :mod:`~coursekit.datasets.conditional` (conditional flows, their targets),
+  :mod:`coursekit.flow_matching` (a continuous flow), :mod:`coursekit.classical` (KDE, EM);
+  its exercise checkers :mod:`~coursekit.checkers.ch09`.
 * :mod:`coursekit.checkers`: exercise checkers :mod:`~coursekit.checkers.ch01` …
   :mod:`~coursekit.checkers.ch08` (:mod:`~coursekit.checkers.ch02`,
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,

@@ -1,8 +1,9 @@
 """Input checks shared by every public entry point.
 
-Each check raises :class:`ValueError` whose message names the argument and what was
-expected, so a student sees ``x: expected ... got ...`` instead of a traceback from deep
-inside torch.
+Each check raises an error whose message names the argument and what was expected, so a
+student sees ``x: expected ... got ...`` instead of a traceback from deep inside torch: a
+:class:`ArgumentTypeError` (a ``TypeError``) for an argument of the wrong type, a
+``ValueError`` for a wrong value.
 
 Two kinds of check:
 
@@ -18,7 +19,6 @@ Two kinds of check:
 from __future__ import annotations
 
 import json
-import math
 import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +27,11 @@ import torch
 from torch import Tensor
 
 _VALIDATE_VALUES = True
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type. A ``TypeError``; also a ``ValueError``, the class of
+    every other bad argument, so that ``except ValueError`` catches all bad input."""
 
 
 def set_validation(enabled: bool) -> None:
@@ -77,7 +82,7 @@ def check_tensor(
         ``value`` unchanged, typed as a tensor.
     """
     if not isinstance(value, Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+        raise ArgumentTypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
     if not value.is_floating_point():
         raise ValueError(
             f"{name}: expected a floating-point tensor (float32 or float64), got dtype "
@@ -133,7 +138,9 @@ def per_scale(value: int | Sequence[int], name: str, n: int) -> list[int]:
 
 def check_positive_int(value: object, name: str) -> int:
     """Check that ``value`` is a positive integer (Python or numpy) and return it as an int."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(f"{name}: expected a positive integer, got {value!r}")
+    if value <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
 
@@ -141,7 +148,7 @@ def check_positive_int(value: object, name: str) -> int:
 def check_positive_float(value: object, name: str) -> float:
     """Check that ``value`` is a positive finite real number and return it as a float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}: expected a positive number, got {value!r}")
+        raise ArgumentTypeError(f"{name}: expected a positive number, got {value!r}")
     value = float(value)
     if not (value > 0 and value < float("inf")):
         raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
@@ -176,7 +183,7 @@ def parse_key_json(items: Sequence[str], allowed: set[str] | None, flag: str) ->
 def check_generator(value: object, name: str = "generator") -> torch.Generator | None:
     """Check that ``value`` is ``None`` or a ``torch.Generator`` and return it."""
     if value is not None and not isinstance(value, torch.Generator):
-        raise ValueError(
+        raise ArgumentTypeError(
             f"{name}: expected a torch.Generator (e.g. torch.Generator().manual_seed(0)) or "
             f"None, got {type(value).__name__}"
         )
@@ -185,47 +192,21 @@ def check_generator(value: object, name: str = "generator") -> torch.Generator |
 
 def check_float_dtype(value: object, name: str = "dtype") -> torch.dtype:
     """Check that ``value`` is a floating-point ``torch.dtype`` and return it."""
-    if not isinstance(value, torch.dtype) or not value.is_floating_point:
-        raise ValueError(
-            f"{name}: expected a floating-point torch.dtype (torch.float32 or torch.float64), "
-            f"got {value!r}"
-        )
+    message = (
+        f"{name}: expected a floating-point torch.dtype (torch.float32 or torch.float64), "
+        f"got {value!r}"
+    )
+    if not isinstance(value, torch.dtype):
+        raise ArgumentTypeError(message)
+    if not value.is_floating_point:
+        raise ValueError(message)
     return value
 
 
 def check_nonnegative_int(value: object, name: str) -> int:
     """Check that ``value`` is an integer ``>= 0`` (Python or numpy) and return it as an int."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(f"{name}: expected an integer >= 0, got {value!r}")
+    if value < 0:
         raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
     return int(value)
-
-
-def check_real(
-    value: object,
-    name: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """Check that ``value`` is a finite real number in ``[low, high]`` and return it as a float.
-
-    ``low_open`` / ``high_open`` exclude the bound itself; ``None`` leaves that side open.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    out = float(value)
-    left = "(" if low_open or low is None else "["
-    right = ")" if high_open or high is None else "]"
-    lo_text = "-inf" if low is None else f"{low:g}"
-    hi_text = "inf" if high is None else f"{high:g}"
-    want = f"{left}{lo_text}, {hi_text}{right}"
-    ok = math.isfinite(out)
-    if ok and low is not None:
-        ok = out > low if low_open else out >= low
-    if ok and high is not None:
-        ok = out < high if high_open else out <= high
-    if not ok:
-        raise ValueError(f"{name}: expected a finite number in {want}, got {value!r}")
-    return out

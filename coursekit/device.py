@@ -1,12 +1,15 @@
-"""Device choice (CUDA, then Apple MPS, then CPU) and a description of the machine."""
+"""Device choice (CUDA, then Apple MPS, then CPU), where a model lives, and a description of
+the machine."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 from pathlib import Path
 
 import torch
+from torch import nn
 
 
 def default_device(preference: str = "auto") -> torch.device:
@@ -33,6 +36,15 @@ def default_device(preference: str = "auto") -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def module_dtype_device(module: nn.Module) -> tuple[torch.dtype | None, torch.device | None]:
+    """The dtype and device of the first floating parameter or buffer of ``module``: where
+    its inputs and noise belong (``(None, None)``: it has none)."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype, tensor.device
+    return None, None
 
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:

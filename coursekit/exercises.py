@@ -11,7 +11,8 @@ becomes ``raise NotImplementedError("Exercise 4.2: coupling inverse")`` at the i
 of the ``BEGIN`` line. Outputs and execution counts are cleared, and cells tagged
 ``solution-only`` are dropped. ``build --check`` writes nothing: it exits with status 1 and
 names every exercise notebook that is missing, extra or different from what ``build``
-would write.
+would write. ``build`` never removes or replaces a notebook it did not write (``--overwrite``
+replaces them); a folder without solution notebooks, or such a refusal, exits with status 2.
 """
 
 from __future__ import annotations
@@ -94,10 +95,25 @@ def make_exercise(solution: nbformat.NotebookNode, name: str = "notebook") -> st
     return nbformat.writes(nb) + "\n"
 
 
+#: The record, in an exercises folder other than ``solutions``' sibling ``exercises/``, of
+#: the notebooks :func:`build` wrote there (the files it may later replace or remove).
+RECORD = ".generated-exercises.json"
+
+
+class ForeignFileError(FileExistsError):
+    """``build`` would replace notebooks it did not write; nothing was written."""
+
+
 def expected_exercises(solutions: Path) -> dict[str, str]:
-    """``{file name: text}`` of every exercise notebook generated from ``solutions``."""
+    """``{file name: text}`` of every exercise notebook generated from ``solutions``
+    (``FileNotFoundError`` naming ``solutions`` if it is not a folder of notebooks)."""
     if not solutions.is_dir():
         raise FileNotFoundError(f"solutions: no such directory {solutions}")
+    if not any(solutions.glob("*.ipynb")):
+        raise FileNotFoundError(
+            f"solutions: no *.ipynb notebook in {solutions}, nothing to build or check "
+            "(expected the folder of solution notebooks, e.g. solutions/)"
+        )
     result = {}
     for path in sorted(solutions.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -105,11 +121,29 @@ def expected_exercises(solutions: Path) -> dict[str, str]:
     return result
 
 
-def build(solutions: Path, exercises: Path, check: bool = False) -> list[str]:
+def _generated_here(solutions: Path, exercises: Path, present: set[str]) -> set[str]:
+    """The notebooks of ``exercises`` that the generator wrote: all of them in ``solutions``'
+    sibling ``exercises/`` (the course's generated folder), else those in its :data:`RECORD`."""
+    if exercises.resolve() == solutions.resolve().parent / "exercises":
+        return present
+    try:
+        names = json.loads((exercises / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+def build(
+    solutions: Path, exercises: Path, check: bool = False, overwrite: bool = False
+) -> list[str]:
     """Write (or, with ``check``, compare) ``exercises/``; returns the problems found.
 
-    Without ``check`` stale ``*.ipynb`` files in ``exercises`` are removed and the list is
-    empty. With ``check`` each problem is a line naming a missing, extra or different file.
+    Without ``check`` the exercise notebooks are written and stale ones that the generator
+    wrote are removed (in ``solutions``' sibling ``exercises/`` every notebook is generated;
+    elsewhere the generator records what it wrote in :data:`RECORD`); the list is empty.
+    A notebook it did not write is never removed, and never replaced unless ``overwrite``
+    (else :class:`ForeignFileError` naming them, before anything is written). With
+    ``check`` each problem is a line naming a missing, extra or different file.
     """
     expected = expected_exercises(solutions)
     present = {p.name for p in exercises.glob("*.ipynb")} if exercises.is_dir() else set()
@@ -124,13 +158,29 @@ def build(solutions: Path, exercises: Path, check: bool = False) -> list[str]:
         for name in sorted(present - expected.keys()):
             problems.append(f"{exercises / name}: extra (no solutions/{name})")
         return problems
+    ours = _generated_here(solutions, exercises, present)
+    foreign = [
+        name
+        for name, text in expected.items()
+        if name in present
+        and name not in ours
+        and (exercises / name).read_text(encoding="utf-8") != text
+    ]
+    if foreign and not overwrite:
+        raise ForeignFileError(
+            f"exercises: {', '.join(str(exercises / n) for n in foreign)} exist and were not "
+            "written by this generator; nothing was written (pass --overwrite to replace them, "
+            "or choose another --exercises folder)"
+        )
     exercises.mkdir(parents=True, exist_ok=True)
     for name, text in expected.items():
         path = exercises / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
-    for name in present - expected.keys():
+    for name in (present & ours) - expected.keys():
         (exercises / name).unlink()
+    if exercises.resolve() != solutions.resolve().parent / "exercises":
+        (exercises / RECORD).write_text(json.dumps(sorted(expected)) + "\n", encoding="utf-8")
     return problems
 
 
@@ -145,10 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     b.add_argument("--solutions", type=Path, default=Path("solutions"))
     b.add_argument("--exercises", type=Path, default=Path("exercises"))
+    b.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace notebooks in --exercises that the generator did not write",
+    )
     args = parser.parse_args(argv)
     try:
-        problems = build(args.solutions, args.exercises, check=args.check)
-    except (SolutionMarkupError, FileNotFoundError) as err:
+        problems = build(args.solutions, args.exercises, check=args.check, overwrite=args.overwrite)
+    except (SolutionMarkupError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if problems:

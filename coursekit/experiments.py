@@ -27,12 +27,7 @@ from torch import Tensor
 from coursekit._validation import check_positive_int, check_tensor
 from coursekit.datasets import MODE_CENTRES
 from coursekit.grid import make_grid
-from coursekit.metrics import (  # noqa: F401 (the notebooks read them from here too)
-    Estimate,
-    kl_with_se,
-    log_ratio_samples,
-    mean_and_se,
-)
+from coursekit.metrics import Estimate
 
 #: half-width of the square spanned by the four centres (±2, ±2)
 GAP_HALF_WIDTH = 2.0

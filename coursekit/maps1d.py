@@ -37,8 +37,7 @@ from scipy import stats
 from torch import Tensor
 
 from coursekit._validation import check_generator, check_positive_int, check_tensor
-
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+from coursekit.flows.base import LOG_2PI
 
 Params = Mapping[str, float]
 
@@ -131,7 +130,7 @@ class Map1D:
         p = self.resolve(**params)
         if self.base == "normal":
             u = (x - p["mu"]) / p["sigma"]
-            return -0.5 * u**2 - math.log(p["sigma"]) - _LOG_SQRT_2PI
+            return -0.5 * u**2 - math.log(p["sigma"]) - 0.5 * LOG_2PI
         inside = (x > 0) & (x < 1)
         return torch.where(inside, x.new_zeros(()), x.new_full((), -math.inf))
 

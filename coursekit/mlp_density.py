@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from coursekit._validation import check_positive_int, check_tensor
+from coursekit.device import module_dtype_device
 from coursekit.grid import make_grid
 from coursekit.metrics import Estimate
 
@@ -276,8 +277,7 @@ def grid_log_normalizer_nd(
     lo, hi = float(lo), float(hi)
     if not hi > lo:
         raise ValueError(f"lo, hi: expected lo < hi, got lo={lo}, hi={hi}")
-    param = next(iter(net.parameters()), None)
-    dtype = param.dtype if param is not None else torch.float32
+    dtype = module_dtype_device(net)[0] or torch.float32
     h = (hi - lo) / m
     powers = torch.tensor([m**i for i in range(dim)], dtype=torch.long)
     total = m**dim

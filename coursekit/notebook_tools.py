@@ -3,7 +3,9 @@
 ``python -m coursekit.notebook_tools execute NOTEBOOK [NOTEBOOK ...]`` runs each notebook top
 to bottom in a fresh kernel (working directory: the notebook's folder) and writes it back
 with its outputs, without per-cell timing metadata so that diffs stay small. ``make
-notebooks`` calls it on every lecture notebook and solution.
+notebooks`` calls it on every lecture notebook and solution. A path that is not an existing
+``.ipynb`` file stops the call before anything runs (exit status 2); a notebook that fails
+gives exit status 1 after the others ran.
 """
 
 from __future__ import annotations
@@ -52,12 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("notebooks", nargs="+", type=Path)
     ex.add_argument("--timeout", type=int, default=1200, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
+    missing = [p for p in args.notebooks if not p.is_file() or p.suffix != ".ipynb"]
+    if missing:  # a typo fails the whole call before anything runs
+        for path in missing:
+            why = "not an .ipynb file" if path.is_file() else "no such notebook"
+            print(f"error: {path}: {why}", file=sys.stderr)
+        print("nothing was executed", file=sys.stderr)
+        return 2
     os.environ.setdefault("TQDM_DISABLE", "1")
     failed = 0
     for path in args.notebooks:
-        if not path.exists():
-            print(f"skip {path}: no such file")
-            continue
         try:
             seconds = execute_notebook(path, timeout=args.timeout)
         except Exception as err:  # report every notebook, then fail

@@ -71,11 +71,11 @@ class FlatAdam:
         self.step_count = 0
         numels = [p.numel() for p in params]
         n = sum(numels)
-        kw = dict(dtype=first.dtype, device=first.device)
-        self.grad = torch.zeros(n, **kw)
-        self.exp_avg = torch.zeros(n, **kw)
-        self.exp_avg_sq = torch.zeros(n, **kw)
-        self._update = torch.zeros(n, **kw)
+        like_params = dict(dtype=first.dtype, device=first.device)
+        self.grad = torch.zeros(n, **like_params)
+        self.exp_avg = torch.zeros(n, **like_params)
+        self.exp_avg_sq = torch.zeros(n, **like_params)
+        self._update = torch.zeros(n, **like_params)
         self._grad_views = [
             _like(g, p) for g, p in zip(self.grad.split(numels), params, strict=True)
         ]

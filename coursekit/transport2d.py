@@ -7,7 +7,6 @@ exact density where one exists. No widget and no figure here.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -16,14 +15,9 @@ from scipy import stats
 
 from coursekit import changevar
 from coursekit._validation import check_positive_float, check_positive_int
+from coursekit.flows.base import standard_normal_log_prob
 from coursekit.grid import make_grid
 from coursekit.plots.density import grid_lines
-
-_LOG_2PI = math.log(2 * math.pi)
-
-
-def _std_normal_log_prob(x: torch.Tensor) -> torch.Tensor:
-    return -0.5 * (x**2).sum(-1) - _LOG_2PI
 
 
 def _linear_matrix(p: dict[str, float]) -> torch.Tensor:
@@ -103,9 +97,9 @@ def transport_2d_state(
     p = {k: float(params.get(k, v[0])) for k, v in spec.items()}
     f, f_inv, exact_log_prob, title = _map_2d(map_name, p)
     grid = make_grid(-lim, lim, grid_n)
-    log_p_z = changevar.pushforward_log_prob(_std_normal_log_prob, f_inv, grid.points).detach()
+    log_p_z = changevar.pushforward_log_prob(standard_normal_log_prob, f_inv, grid.points).detach()
     p_z = log_p_z.exp()
-    p_x = _std_normal_log_prob(grid.points).exp()
+    p_x = standard_normal_log_prob(grid.points).exp()
     lines_x = grid_lines(-2.5, 2.5, n_lines)
     with torch.no_grad():
         lines_z = [f(line) for line in lines_x]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
+import io
 import math
 import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,9 @@ import torch
 from _bad_inputs import Bad, assert_named_error, ids
 
 from coursekit import changevar as cv
+from coursekit import exercises as exb
+from coursekit import notebook_tools
+from coursekit import practice as pr
 from coursekit.datasets import (
     Checkerboard,
     GaussianMixture,
@@ -479,6 +484,25 @@ _offline = dict(mirrors=["http://127.0.0.1:9/"], timeout=0.5)
 
 MNIST_TABLE = [
     Bad(
+        "fallback='False' (a true string before)",
+        lambda: load_mnist(split="test", fallback="False"),
+        TypeError,
+        r"^fallback: expected True or False, got str",
+    ),
+    Bad(
+        "download 0",
+        lambda: load_mnist(split="test", download=0),
+        TypeError,
+        r"^download: ",
+    ),
+    Bad("split a list", lambda: load_mnist(split=["test"]), ValueError, r"^split: "),
+    Bad(
+        "explicit root lacking a file, stale COURSEKIT_MNIST_DIR set",
+        _with_env("/nonexistent/stale", lambda: load_mnist(_HALF, split="test")),
+        FileNotFoundError,
+        r"^root: .*lacks",
+    ),
+    Bad(
         "explicit root that does not exist",
         lambda: load_mnist("/nonexistent/typo", split="test"),
         FileNotFoundError,
@@ -577,6 +601,217 @@ MNIST_TABLE = [
 ]
 
 
+PRACTICE = [
+    Bad(
+        "gap_region target None",
+        lambda: pr.gap_region(torch.zeros(2, 2), None, 0.1, 2.0),
+        TypeError,
+        r"^target: .*log_prob",
+    ),
+    Bad(
+        "gap_mass target a string",
+        lambda: pr.gap_mass(torch.zeros(2, 2), "4 modes", 0.1, 2.0),
+        TypeError,
+        r"^target: ",
+    ),
+    Bad("summarise a float", lambda: pr.summarise(3.0), TypeError, r"^values: .*list"),
+    Bad("summarise strings", lambda: pr.summarise(["a", "b"]), TypeError, r"^values: .*numbers"),
+    Bad(
+        "summarise a tensor",
+        lambda: pr.summarise(torch.tensor([1.0, 2.0])),
+        TypeError,
+        r"^values: ",
+    ),
+    Bad(
+        "summarise_runs runs a dict",
+        lambda: pr.summarise_runs({"kl": 1.0}, ("model",), "kl"),
+        TypeError,
+        r"^runs: .*list of dicts",
+    ),
+    Bad(
+        "summarise_runs by a string",
+        lambda: pr.summarise_runs([{"model": "a", "kl": 1.0}], "model", "kl"),
+        TypeError,
+        r"^by: .*\('model',\)",
+    ),
+    Bad(
+        "summarise_runs a row not a dict",
+        lambda: pr.summarise_runs([3], ("model",), "kl"),
+        TypeError,
+        r"^runs: row 0 ",
+    ),
+    Bad(
+        "summarise_runs value not a number",
+        lambda: pr.summarise_runs([{"model": "a", "kl": "x"}], ("model",), "kl"),
+        TypeError,
+        r"^runs: row 0's 'kl'",
+    ),
+    Bad(
+        "summarise_runs unhashable field",
+        lambda: pr.summarise_runs([{"model": [1], "kl": 1.0}], ("model",), "kl"),
+        TypeError,
+        r"^runs: row 0's fields",
+    ),
+    Bad("parameter_count of an int", lambda: pr.parameter_count(3), TypeError, r"^model: "),
+    Bad("build_flow name an int", lambda: pr.build_flow(3), TypeError, r"^name: "),
+    Bad(
+        "build_flow seed a string",
+        lambda: pr.build_flow("zuko MAF", seed="0"),
+        TypeError,
+        r"^seed: ",
+    ),
+    Bad(
+        "build_flow seed 2**63",
+        lambda: pr.build_flow("zuko MAF", seed=2**63),
+        ValueError,
+        r"^seed: .*2\*\*63",
+    ),
+    Bad("zuko_flow name a list", lambda: pr.zuko_flow(["NSF"]), TypeError, r"^name: "),
+]
+
+
+# --------------------------------------------------------------- the maintainer tools
+
+_TOOLS_TMP = Path(tempfile.mkdtemp(prefix="coursekit-bad-tools-"))
+
+
+def _build_book_module():
+    path = Path(__file__).resolve().parents[1] / "tools" / "build_book.py"
+    spec = importlib.util.spec_from_file_location("build_book_for_bad_inputs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class ToolFailed(Exception):
+    """A tool's ``main`` returned a non-zero status; the message is its status and stderr."""
+
+
+def _run_tool(main: Callable[[list[str]], int], argv: list[str]) -> None:
+    err = io.StringIO()
+    with redirect_stdout(io.StringIO()), redirect_stderr(err):
+        status = main(argv)
+    if status != 0:
+        raise ToolFailed(f"exit {status}: {err.getvalue()}")
+
+
+def _solutions(root: Path) -> Path:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    sol = root / "solutions"
+    sol.mkdir(parents=True, exist_ok=True)
+    nb = new_notebook(
+        cells=[new_code_cell("### BEGIN SOLUTION Exercise 9.1: f\nx = 1\n### END SOLUTION")]
+    )
+    nbformat.write(nb, sol / "09_a.ipynb")
+    return sol
+
+
+def _foreign_exercises() -> list[str]:
+    """Solutions, and a folder X holding a notebook of the same name that someone wrote."""
+    root = Path(tempfile.mkdtemp(dir=_TOOLS_TMP))
+    x = root / "X"
+    x.mkdir()
+    (x / "09_a.ipynb").write_text("{}")
+    return ["build", "--solutions", str(_solutions(root)), "--exercises", str(x)]
+
+
+def _foreign_book_out() -> Path:
+    out = Path(tempfile.mkdtemp(dir=_TOOLS_TMP))
+    (out / "src").mkdir()
+    (out / "src" / "mine.txt").write_text("not the book's")
+    return out
+
+
+def _empty_dir() -> str:
+    return tempfile.mkdtemp(dir=_TOOLS_TMP)
+
+
+TOOLS = [
+    Bad(
+        "exercises build over notebooks it did not write (overwrote 8 before)",
+        lambda: _run_tool(exb.main, _foreign_exercises()),
+        ToolFailed,
+        r"^exit 2: error: exercises: .*09_a\.ipynb.*not written by this generator.*--overwrite",
+    ),
+    Bad(
+        "exercises build --check on an empty folder (checked 0, exit 0 before)",
+        lambda: _run_tool(exb.main, ["build", "--check", "--solutions", _empty_dir()]),
+        ToolFailed,
+        r"^exit 2: error: solutions: no \*\.ipynb notebook",
+    ),
+    Bad(
+        "exercises build from an empty folder",
+        lambda: exb.build(Path(_empty_dir()), Path(_empty_dir())),
+        FileNotFoundError,
+        r"^solutions: no \*\.ipynb",
+    ),
+    Bad(
+        "notebook_tools execute a missing notebook (skip, exit 0 before)",
+        lambda: _run_tool(notebook_tools.main, ["execute", str(_TOOLS_TMP / "typo.ipynb")]),
+        ToolFailed,
+        r"^exit 2: error: .*typo\.ipynb: no such notebook",
+    ),
+    Bad(
+        "build_book --out a folder it did not make (deleted its files before)",
+        lambda: _build_book_module().check_out(_foreign_book_out()),
+        FileExistsError,
+        r"^--out: .*not empty and no book build made it.*--overwrite",
+    ),
+    Bad(
+        "build_book --out a file",
+        lambda: _build_book_module().check_out(Path(__file__)),
+        FileExistsError,
+        r"^--out: .*is a file",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", TOOLS, ids=ids(TOOLS))
+def test_tools_bad_inputs(case: Bad) -> None:
+    assert_named_error(case)
+
+
+def test_tools_never_remove_or_replace_files_they_did_not_write(tmp_path) -> None:
+    """An unrelated notebook in X survives exercises build; a foreign file in a staging
+    tree survives the book's staging, which still removes what it staged before."""
+    sol = _solutions(tmp_path)
+    x = tmp_path / "X"
+    x.mkdir()
+    (x / "01_mine.ipynb").write_text("{}")
+    assert exb.build(sol, x) == []
+    assert (x / "01_mine.ipynb").read_text() == "{}" and (x / "09_a.ipynb").is_file()
+    (sol / "09_a.ipynb").rename(sol / "10_b.ipynb")
+    assert exb.build(sol, x) == []  # its own stale 09_a goes, the unrelated notebook stays
+    assert sorted(p.name for p in x.glob("*.ipynb")) == ["01_mine.ipynb", "10_b.ipynb"]
+    (x / "12_c.ipynb").write_text("{}")
+    (sol / "12_c.ipynb").write_bytes((sol / "10_b.ipynb").read_bytes())
+    with pytest.raises(FileExistsError):
+        exb.build(sol, x)
+    assert (x / "12_c.ipynb").read_text() == "{}"
+    assert exb.build(sol, x, overwrite=True) == [] and (x / "12_c.ipynb").read_text() != "{}"
+
+    book = _build_book_module()
+    repo = tmp_path / "repo"
+    (repo / "book").mkdir(parents=True)
+    (repo / "book" / "index.md").write_text("# Index\n")
+    (repo / "book" / "old.md").write_text("# Old\n")
+    src = tmp_path / "out" / "src"
+    src.mkdir(parents=True)
+    (src / "mine.txt").write_text("keep")
+    book.stage(repo, src)
+    (repo / "book" / "old.md").unlink()
+    book.stage(repo, src)
+    assert sorted(p.name for p in src.iterdir()) == ["index.md", "mine.txt"]
+    assert book.check_out(tmp_path / "out") == (tmp_path / "out").resolve()  # made by a build
+
+
+@pytest.mark.parametrize("case", PRACTICE, ids=ids(PRACTICE))
+def test_practice_bad_inputs(case: Bad) -> None:
+    assert_named_error(case)
+
+
 @pytest.mark.parametrize("case", CHANGEVAR, ids=ids(CHANGEVAR))
 def test_changevar_bad_inputs(case: Bad) -> None:
     assert_named_error(case)
@@ -657,6 +892,18 @@ def test_mnist_download_kept_when_the_default_cache_cannot_be_written(
     assert data.complete and data.labels.tolist() == [1, 2, 3]
 
 
+def test_an_explicit_root_wins_over_a_stale_environment_variable(tmp_path, monkeypatch) -> None:
+    """A valid ``root`` loads even when COURSEKIT_MNIST_DIR names a folder that is gone."""
+    files = _fake_split("test")
+    md5 = {n: hashlib.md5(d).hexdigest() for n, d in files.items()}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    monkeypatch.setenv(mn.ENV_VAR, str(tmp_path / "gone"))
+    data = load_mnist(tmp_path, split="test", md5=md5, download=False)
+    assert data.complete and data.labels.tolist() == [1, 2, 3]
+    assert data.source == f"root: {tmp_path}"
+
+
 def test_mnist_corrupt_cache_offline_keeps_the_valid_file(tmp_path, monkeypatch) -> None:
     files = _fake_split("test")
     md5 = {n: hashlib.md5(d).hexdigest() for n, d in files.items()}
@@ -689,7 +936,7 @@ def test_the_principle_is_written_and_the_tables_are_large() -> None:
         "tests/test_bad_inputs_",
     ):
         assert phrase in section, phrase
-    tables = [CHANGEVAR, MAPS1D, TOY, MNIST_TABLE, checker_tables.CHECKER_ARGS]
+    tables = [CHANGEVAR, MAPS1D, TOY, MNIST_TABLE, PRACTICE, TOOLS, checker_tables.CHECKER_ARGS]
     tables += [flow_tables.FLOWS, flow_tables.PREPROCESSING, flow_tables.CHECKPOINTS]
     tables += [flow_tables.TRAINING, flow_tables.FLAGS, checker_tables.SPECIFIC]
     assert sum(len(t) for t in tables) >= 150

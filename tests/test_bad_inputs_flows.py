@@ -24,6 +24,7 @@ from coursekit.datasets.mnist import ENV_VAR, FILES
 from coursekit.flows import (
     AffineCoupling,
     CheckpointError,
+    DequantizedImageFlow,
     DequantizedImages,
     FlowSequence,
     ImageRealNVP,
@@ -32,11 +33,15 @@ from coursekit.flows import (
     RealNVP,
     Squeeze,
     UnitScale,
+    VariationalDequantizer,
     dequantize,
     image_bits_per_dim,
+    importance_weighted_bits_per_dim,
     squeeze,
     unsqueeze,
 )
+from coursekit.practice import ZukoDensity
+from coursekit.pretrained import load_pretrained_mnist
 from coursekit.train_mnist_checks import UsageError
 from coursekit.training import TrainingDivergedError, fit
 from coursekit.training_run import Callback, fit_run
@@ -78,7 +83,77 @@ def _unit(n: int = 4) -> torch.Tensor:
     return dequantize(_images(n), generator=torch.Generator().manual_seed(1)) / 256
 
 
+def _zuko(**kw) -> nn.Module:
+    import zuko
+
+    torch.manual_seed(0)
+    return zuko.flows.NSF(2, **kw)
+
+
+def _pair(levels: int = 16, flow: nn.Module | None = None) -> DequantizedImageFlow:
+    """A tiny 8×8 flow and variational dequantizer for ``levels`` pixel levels."""
+    torch.manual_seed(0)
+    q = VariationalDequantizer(
+        (1, 8, 8), hidden=4, n_couplings=1, context_channels=2, levels=levels
+    )
+    return DequantizedImageFlow(_image_model() if flow is None else flow, q)
+
+
+_CKPT_TMP = Path(__import__("tempfile").mkdtemp(prefix="coursekit-bad-pair-"))
+
+
+def _flow_16() -> RealNVP:
+    torch.manual_seed(0)
+    return RealNVP(64, n_layers=2, hidden=(8,))
+
+
+class _FailingFlow(nn.Module):
+    """A flow whose ``log_prob`` fails: ``image_bits_per_dim`` must still restore its mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        raise ArithmeticError("log_prob failed")
+
+
+def _bits_then_mode() -> None:
+    model = _FailingFlow().train()
+    try:
+        image_bits_per_dim(model, _images())
+    except ArithmeticError:
+        pass
+    if model.training:
+        raise ValueError("model: back in training mode after the error")
+    raise AssertionError("model: left in eval mode after the error")
+
+
 FLOWS = [
+    Bad(
+        "ZukoDensity of a conditional zuko flow (every call failed before)",
+        lambda: ZukoDensity(_zuko(context=3)),
+        ValueError,
+        r"^flow: .*unconditional",
+    ),
+    Bad(
+        "ZukoDensity of an nn.Linear",
+        lambda: ZukoDensity(nn.Linear(2, 2)),
+        TypeError,
+        r"^flow: .*zuko flow",
+    ),
+    Bad(
+        "ZukoDensity log_prob x of 3 features",
+        lambda: ZukoDensity(_zuko()).log_prob(torch.zeros(4, 3)),
+        ValueError,
+        r"^x: ",
+    ),
+    Bad(
+        "ZukoDensity sample generator a seed",
+        lambda: ZukoDensity(_zuko()).sample(3, generator=1),
+        ValueError,
+        r"^generator: ",
+    ),
     Bad(
         "log_prob x (batch, 3)",
         lambda: _flow().log_prob(torch.zeros(3, 3)),
@@ -382,6 +457,84 @@ PREPROCESSING = [
         ValueError,
         r"^x: .*\(batch, 1, 8, 8\)",
     ),
+    Bad(
+        "importance_weighted_bits_per_dim levels 256 for a 16-level pair (10.49 bits/dim before)",
+        lambda: importance_weighted_bits_per_dim(_pair(16), _images() // 16, levels=256),
+        ValueError,
+        r"^levels: .*16 pixel levels",
+    ),
+    Bad(
+        "importance_weighted_bits_per_dim pixel 16 for a 16-level pair",
+        lambda: importance_weighted_bits_per_dim(_pair(16), _images()),
+        ValueError,
+        r"^images: .*0\.\.15",
+    ),
+    Bad(
+        "importance_weighted_bits_per_dim levels 1.5",
+        lambda: importance_weighted_bits_per_dim(_image_model(), _images(), levels=1.5),
+        ValueError,
+        r"^levels: .*integer",
+    ),
+    Bad(
+        "importance_weighted_bits_per_dim model a function",
+        lambda: importance_weighted_bits_per_dim(lambda x: x, _images()),
+        TypeError,
+        r"^model: ",
+    ),
+    Bad(
+        "elbo_given_noise images in [0, 1] (finite -40 nats before)",
+        lambda: _pair(16).elbo_given_noise(_unit(), torch.randn(4, 1, 8, 8)),
+        ValueError,
+        r"^images: .*integer pixel values in 0\.\.15",
+    ),
+    Bad(
+        "elbo_given_noise eps of another shape",
+        lambda: _pair(16).elbo_given_noise(_images() // 16, torch.randn(4, 1, 4, 4)),
+        ValueError,
+        r"^eps: ",
+    ),
+    Bad(
+        "elbo_given_noise one eps for four images",
+        lambda: _pair(16).elbo_given_noise(_images() // 16, torch.randn(1, 1, 8, 8)),
+        ValueError,
+        r"^eps: .*one draw per image",
+    ),
+    Bad(
+        "VariationalDequantizer levels 1 (NaN u before)",
+        lambda: VariationalDequantizer((1, 8, 8), levels=1),
+        ValueError,
+        r"^levels: .*at least 2",
+    ),
+    Bad(
+        "VariationalDequantizer levels 1.5 (accepted before)",
+        lambda: VariationalDequantizer((1, 8, 8), levels=1.5),
+        ValueError,
+        r"^levels: .*integer",
+    ),
+    Bad(
+        "VariationalDequantizer levels a string",
+        lambda: VariationalDequantizer((1, 8, 8), levels="256"),
+        TypeError,
+        r"^levels: ",
+    ),
+    Bad(
+        "DequantizedImages levels 1",
+        lambda: DequantizedImages(_images(), levels=1),
+        ValueError,
+        r"^levels: ",
+    ),
+    Bad(
+        "image_bits_per_dim restores training mode after an error",
+        _bits_then_mode,
+        ValueError,
+        r"^model: back in training mode",
+    ),
+    Bad(
+        "DequantizedImageFlow.save with a flow without config (AttributeError before)",
+        lambda: _pair(256, flow=_flow_16()).save(_CKPT_TMP / "pair.pt"),
+        TypeError,
+        r"^flow: .*no config",
+    ),
 ]
 
 
@@ -427,6 +580,36 @@ def _not_a_dict() -> Path:
 
 
 CHECKPOINTS = [
+    Bad(
+        "load_pretrained_mnist map_location cuda on a machine without CUDA (corrupt before)",
+        lambda: load_pretrained_mnist(map_location="cuda:63"),
+        ValueError,
+        r"^map_location: 'cuda:63' ",
+    ),
+    Bad(
+        "load_pretrained_mnist map_location bogus",
+        lambda: load_pretrained_mnist(map_location="bogus"),
+        ValueError,
+        r"^map_location: .*'bogus'",
+    ),
+    Bad(
+        "load_pretrained_mnist map_location an int list",
+        lambda: load_pretrained_mnist(map_location=[0]),
+        TypeError,
+        r"^map_location: ",
+    ),
+    Bad(
+        "load_pretrained_mnist path an int",
+        lambda: load_pretrained_mnist(path=3),
+        TypeError,
+        r"^path: ",
+    ),
+    Bad(
+        "DequantizedImageFlow.load map_location meta",
+        lambda: DequantizedImageFlow.load(_CKPT_TMP / "none.pt", map_location="meta"),
+        ValueError,
+        r"^map_location: ",
+    ),
     Bad(
         "save bpd a Path",
         lambda: _saved("p.pt", bpd=Path("x")),
@@ -966,3 +1149,43 @@ def test_samples_of_the_shipped_model_are_in_its_domain() -> None:
     y = tiny.sample(3, temperature=2.0, generator=torch.Generator().manual_seed(1))
     assert 0 <= float(y.min()) and float(y.max()) <= 1
     assert bool(torch.isfinite(tiny.log_prob(y)).all())
+
+
+def test_importance_weighting_uses_the_dequantizers_levels() -> None:
+    """K = 1 on a 16-level pair is its one-draw bound in bits/dim, with log 16 per dimension;
+    a flow on 1024 levels is accepted."""
+    pair = _pair(16).double().eval()
+    k = _images(6) // 16
+    got = importance_weighted_bits_per_dim(
+        pair, k, num_samples=1, generator=torch.Generator().manual_seed(3)
+    )
+    with torch.no_grad():
+        elbo = pair.elbo(k, generator=torch.Generator().manual_seed(3))
+    d = k[0].numel()
+    want = -(float(elbo.mean()) - d * math.log(16)) / (d * math.log(2))
+    assert got == pytest.approx(want, rel=1e-12)
+    k1024 = torch.randint(0, 1024, (3, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    assert math.isfinite(importance_weighted_bits_per_dim(_image_model(), k1024, levels=1024))
+
+
+def test_zuko_density_accepts_what_realnvp_accepts() -> None:
+    """float64 toy data into a float32 zuko flow gives its float32 log-density; a trainable
+    base that has moved is where samples come from (they map back to its mean and scale)."""
+    import zuko
+
+    model = ZukoDensity(_zuko())
+    x = four_modes().sample(64, generator=torch.Generator().manual_seed(0))
+    assert x.dtype == F64
+    assert torch.equal(model.log_prob(x), model.log_prob(x.float()))
+    torch.manual_seed(0)
+    base = zuko.flows.UnconditionalDistribution(
+        zuko.distributions.DiagNormal, torch.zeros(2), torch.ones(2), buffer=False
+    )
+    flow = zuko.flows.Flow(zuko.flows.NSF(2).transform, base)
+    model = ZukoDensity(flow)
+    with torch.no_grad():
+        base._0.fill_(3.0)
+        base._1.fill_(0.2)
+    z, _ = model(model.sample(4000, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(z.mean(0), torch.full((2,), 3.0), atol=0.03)
+    assert torch.allclose(z.std(0), torch.full((2,), 0.2), atol=0.02)

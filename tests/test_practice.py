@@ -118,7 +118,7 @@ def test_bad_arguments_name_the_argument() -> None:
         build_flow("Glow")
     with pytest.raises(ValueError, match="name"):
         zuko_flow("IAF")
-    with pytest.raises(ValueError, match="flow"):
+    with pytest.raises(TypeError, match="flow"):
         ZukoDensity(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="x"):
         ZukoDensity(zuko.flows.MAF(2)).log_prob(torch.zeros(3, 3))

@@ -8,12 +8,11 @@ import pytest
 from scipy import stats
 
 from coursekit.maps1d import map_names
+from coursekit.transport2d import MAPS_2D, transport_2d_state
 from coursekit.widgets import (
-    MAPS_2D,
     build_change_of_variable_1d_widget,
     build_transport_2d_widget,
     change_of_variable_1d_state,
-    transport_2d_state,
 )
 
 

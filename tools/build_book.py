@@ -28,9 +28,11 @@ What the staging adds to the copies (so lectures and exercises link both ways):
 The table of contents picks the notebooks up by glob (``book/index.md``), so a new
 ``notebooks/07_*.ipynb`` appears without editing anything here.
 
-Usage: ``python tools/build_book.py [--out build/book] [--jobs 1]``; exits with Sphinx's
-status (warnings are errors, all of them are reported first) and writes them to
-``<out>/warnings.txt``.
+Usage: ``python tools/build_book.py [--out build/book] [--jobs 1] [--overwrite]``; exits
+with Sphinx's status (warnings are errors, all of them are reported first) and writes them
+to ``<out>/warnings.txt``. It writes only into build/book, a new or empty folder, or one an
+earlier build made; it removes only files an earlier staging wrote (``--overwrite``: build
+into another non-empty folder anyway); a refused ``--out`` exits with status 2.
 """
 
 from __future__ import annotations
@@ -252,9 +254,32 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def stage(repo: Path, src: Path) -> list[Path]:
+def staged_list(src: Path) -> Path:
+    """The record of the files :func:`stage` wrote into ``src`` (next to it, not in it, so
+    that Sphinx never reads it): ``<parent>/.<name>.staged.json``."""
+    return src.parent / f".{src.name}.staged.json"
+
+
+def _previously_staged(src: Path) -> set[Path]:
+    """The files an earlier :func:`stage` recorded for ``src`` (none if no record)."""
+    record = staged_list(src)
+    if not record.is_file():
+        return set()
+    try:
+        names = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(names, list):
+        return set()
+    return {src / name for name in names if isinstance(name, str) and ".." not in name}
+
+
+def stage(repo: Path, src: Path, remove_unrecorded: bool = False) -> list[Path]:
     """Fill the staging tree ``src`` with the book pages and the transformed notebooks;
-    remove staged files that no longer have a source. Returns the staged files."""
+    remove the files an earlier staging wrote (:func:`staged_list`) that no longer have a
+    source. A file of ``src`` that no staging wrote is left alone, unless
+    ``remove_unrecorded`` (the default build folder, staged before the record existed).
+    Returns the staged files."""
     staged: list[Path] = []
     for page in sorted((repo / "book").glob("*.md")):
         _write_if_changed(src / page.name, page.read_bytes())
@@ -273,24 +298,52 @@ def stage(repo: Path, src: Path) -> list[Path]:
                         _write_if_changed(src / rel, (repo / rel).read_bytes())
                         staged.append(src / rel)
     keep = set(staged)
+    ours = _previously_staged(src)
     for old in list(src.rglob("*")):
-        if old.is_file() and old not in keep:
+        if old.is_file() and old not in keep and (remove_unrecorded or old in ours):
             old.unlink()
+    names = sorted({p.relative_to(src).as_posix() for p in staged})
+    staged_list(src).write_text(json.dumps(names, indent=0) + "\n", encoding="utf-8")
     return staged
 
 
-def build(out: Path, jobs: int = 1, repo: Path = REPO) -> int:
+DEFAULT_OUT = REPO / "build" / "book"
+
+
+class ForeignFolderError(FileExistsError):
+    """``--out`` names a non-empty folder that no book build made; nothing was written."""
+
+
+def check_out(out: Path, overwrite: bool = False) -> Path:
+    """``out`` resolved, if the build may write there: the default folder, a new or empty
+    folder, a folder an earlier build staged (its :func:`staged_list` record), or any
+    folder with ``overwrite``. Otherwise :class:`ForeignFolderError` naming ``--out``."""
+    out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise ForeignFolderError(f"--out: {out} is a file, expected a build folder")
+    made_here = out == DEFAULT_OUT.resolve() or staged_list(out / "src").is_file()
+    if out.is_dir() and any(out.iterdir()) and not (made_here or overwrite):
+        raise ForeignFolderError(
+            f"--out: {out} is not empty and no book build made it; the build writes and "
+            "removes files under it (src/, html/, doctrees/): choose a new or empty folder, "
+            "or pass --overwrite to build there anyway"
+        )
+    return out
+
+
+def build(out: Path, jobs: int = 1, repo: Path = REPO, overwrite: bool = False) -> int:
     """Stage the sources under ``out/src`` and run Sphinx into ``out/html``; warnings
     (Sphinx's, MyST's, MyST-NB's) are errors and go to ``out/warnings.txt``. Returns
-    Sphinx's exit status."""
+    Sphinx's exit status. ``out`` must pass :func:`check_out` (``overwrite`` as there)."""
     from sphinx.cmd.build import build_main
 
-    if jobs < 1:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive number of processes, got {jobs}")
-    out = out.resolve()
+    out = check_out(out, overwrite)
     src = out / "src"
+    legacy = out == DEFAULT_OUT.resolve() and not staged_list(src).is_file()
     src.mkdir(parents=True, exist_ok=True)
-    stage(repo, src)
+    stage(repo, src, remove_unrecorded=legacy)
     warnings = out / "warnings.txt"
     argv = [
         "-b", "html", "-c", str(repo / "book"), "-d", str(out / "doctrees"),
@@ -310,9 +363,18 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs", "-j", type=int, default=1,
         help="Sphinx processes (default 1: the build is short, and 2 is no faster on 2 cores)",
     )  # fmt: skip
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="build into a non-empty --out folder that no book build made (its files under "
+        "src/, html/ and doctrees/ may be replaced or removed)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    status = build(args.out, jobs=args.jobs)
+    try:
+        status = build(args.out, jobs=args.jobs, overwrite=args.overwrite)
+    except (ForeignFolderError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - t0
     index = (args.out / "html" / "index.html").resolve()
     if status == 0:

@@ -5,7 +5,7 @@ what is wrong (never the solution, never a traceback), or ``Exercise N.M: not do
 while the exercise still raises ``NotImplementedError``. It returns True on a pass. It never
 raises, whatever the student's function returns, and stops a function that runs longer than
 60 s (:func:`set_time_limit` changes the limit).
-One module per chapter, :mod:`.ch01` … :mod:`.ch08` (chapter 5's build-and-train, 6's image
+One module per chapter, :mod:`.ch01` … :mod:`.ch09` (chapter 5's build-and-train, 6's image
 layers and 8's importance-weighted bounds in :mod:`.ch05_train`, :mod:`.ch06_layers`,
 :mod:`.ch08_importance`).
 """
@@ -76,8 +76,20 @@ from coursekit.checkers.ch08 import (
     check_multiscale_log_prob,
 )
 from coursekit.checkers.ch08_importance import check_iw_bound, check_iw_log_prob
+from coursekit.checkers.ch09 import (
+    check_conditional_coupling,
+    check_hutchinson,
+    check_iw_log_z,
+    check_reverse_kl_loss,
+    check_triangular_gaussian,
+)
 
 __all__ = [
+    "check_triangular_gaussian",
+    "check_reverse_kl_loss",
+    "check_iw_log_z",
+    "check_hutchinson",
+    "check_conditional_coupling",
     "EXERCISES",
     "RESULTS",
     "assert_all_passed",

@@ -29,8 +29,7 @@ from coursekit._validation import (
     check_tensor,
 )
 from coursekit.datasets.toy import MODE_CENTRES
-
-_LOG_2PI = math.log(2 * math.pi)
+from coursekit.flows.base import LOG_2PI
 
 __all__ = ["PlaneFourModes"]
 
@@ -81,8 +80,10 @@ class PlaneFourModes:
         """Exact ``log p(x)``; ``x`` (batch, d) -> (batch,)."""
         check_tensor(x, "x", event_shape=(self.dim,))
         means = self.means.to(x)
-        sq = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (batch, 4)
-        log_comp = -0.5 * sq / self.std**2 - self.dim * (math.log(self.std) + 0.5 * _LOG_2PI)
+        squared_distances = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (batch, 4)
+        log_comp = -0.5 * squared_distances / self.std**2 - self.dim * (
+            math.log(self.std) + 0.5 * LOG_2PI
+        )
         return torch.logsumexp(log_comp, dim=1) - math.log(4)
 
     def __repr__(self) -> str:

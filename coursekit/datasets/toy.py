@@ -22,8 +22,7 @@ from coursekit._validation import (
     check_positive_int,
     check_tensor,
 )
-
-_LOG_2PI = math.log(2 * math.pi)
+from coursekit.flows.base import LOG_2PI
 
 
 class ToyDistribution:
@@ -120,8 +119,8 @@ class GaussianMixture(ToyDistribution):
     def _log_prob(self, x: Tensor) -> Tensor:
         means = self.means.to(x)
         stds = self.stds.to(x)
-        sq = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (batch, K)
-        log_comp = -0.5 * sq / stds**2 - 2 * torch.log(stds) - _LOG_2PI
+        squared_distances = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (batch, K)
+        log_comp = -0.5 * squared_distances / stds**2 - 2 * torch.log(stds) - LOG_2PI
         return torch.logsumexp(log_comp + torch.log(self.weights.to(x)), dim=1)
 
 
@@ -210,7 +209,7 @@ class Rings(ToyDistribution):
     def _log_prob(self, x: Tensor) -> Tensor:
         r = x.norm(dim=1)
         radii = self.radii.to(x)
-        log_phi = lambda u: -0.5 * (u / self.std) ** 2 - math.log(self.std) - 0.5 * _LOG_2PI  # noqa: E731
+        log_phi = lambda u: -0.5 * (u / self.std) ** 2 - math.log(self.std) - 0.5 * LOG_2PI  # noqa: E731
         terms = torch.cat([log_phi(r[:, None] - radii), log_phi(r[:, None] + radii)], dim=1)
         log_pr = torch.logsumexp(terms, dim=1) - math.log(radii.numel())
         return log_pr - torch.log(2 * math.pi * r)

@@ -14,7 +14,6 @@ do the maths without checks and are what compositions call internally.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -27,19 +26,16 @@ from coursekit._validation import (
     check_positive_int,
     check_tensor,
 )
+from coursekit.device import module_dtype_device
 
-
-def module_dtype(module: nn.Module) -> torch.dtype | None:
-    """The dtype of the first floating parameter or buffer of ``module`` (``None``: none)."""
-    for tensor in itertools.chain(module.parameters(), module.buffers()):
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return None
+#: ``log(2π)``, the constant of every Gaussian log-density in the package
+LOG_2PI = math.log(2 * math.pi)
 
 
 def as_module_dtype(module: nn.Module, x: Tensor) -> Tensor:
-    """``x`` cast to :func:`module_dtype` of ``module`` (unchanged if it has none)."""
-    dtype = module_dtype(module)
+    """``x`` cast to the dtype of ``module`` (:func:`~coursekit.device.module_dtype_device`;
+    unchanged if it has none)."""
+    dtype, _ = module_dtype_device(module)
     return x if dtype is None or x.dtype == dtype else x.to(dtype)
 
 
@@ -202,7 +198,7 @@ class Permutation(Bijection):
 def standard_normal_log_prob(z: Tensor) -> Tensor:
     """``log N(z; 0, I)`` summed over every non-batch dimension; shape ``(batch,)``."""
     d = math.prod(z.shape[1:])
-    return -0.5 * z.pow(2).flatten(1).sum(1) - 0.5 * d * math.log(2 * math.pi)
+    return -0.5 * z.pow(2).flatten(1).sum(1) - 0.5 * d * LOG_2PI
 
 
 class Flow(nn.Module):

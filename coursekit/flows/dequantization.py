@@ -38,39 +38,14 @@ from coursekit._validation import (
     check_image_shape,
     check_positive_float,
     check_positive_int,
-    validation_enabled,
+    check_tensor,
 )
 from coursekit.flows.base import standard_normal_log_prob
 from coursekit.flows.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from coursekit.flows.coupling import affine_forward, bounded_log_scale
 from coursekit.flows.image_coupling import checkerboard_mask
 from coursekit.flows.nets import ConvConditioner
-from coursekit.flows.preprocessing import LEVELS
-
-
-def _check_pixel_images(images: object, shape: tuple[int, int, int], levels: float) -> Tensor:
-    """``images`` as (n, C, H, W) integer pixel values in ``0..levels−1`` of ``shape``."""
-    if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != shape:
-        got = (
-            f"a tensor of shape {tuple(images.shape)}"
-            if isinstance(images, Tensor)
-            else type(images).__name__
-        )
-        raise ValueError(
-            f"images: expected a tensor (n, {', '.join(map(str, shape))}) of integer pixel "
-            f"values, got {got}"
-        )
-    if images.is_complex() or images.dtype == torch.bool:
-        raise ValueError(f"images: expected integer pixel values, got dtype {images.dtype}")
-    k = images.double()
-    if k.numel() and (
-        bool((k < 0).any()) or bool((k > levels - 1).any()) or bool((k != k.round()).any())
-    ):
-        raise ValueError(
-            f"images: expected integer pixel values in 0..{levels - 1:g} (not yet dequantized), "
-            f"got values in [{float(k.min()):g}, {float(k.max()):g}]"
-        )
-    return images
+from coursekit.flows.preprocessing import LEVELS, check_levels, check_pixel_images
 
 
 class ConditionalCheckerboardCoupling(nn.Module):
@@ -116,7 +91,7 @@ class VariationalDequantizer(nn.Module):
         context_channels: channels of the features of ``k`` every coupling sees (a 3×3
             convolution, SiLU, a 3×3 convolution of ``k / (levels − 1) − 1/2``).
         scale_bound: ``B`` of the couplings' bounded log-scales.
-        levels: number of pixel levels (256 for 8-bit images).
+        levels: number of pixel levels, an integer ≥ 2 (256 for 8-bit images).
 
     At initialisation the couplings are the identity, so ``u = σ(ε)`` (a logistic-normal, not
     the uniform): the bound starts slightly worse than uniform dequantization's and improves
@@ -130,14 +105,14 @@ class VariationalDequantizer(nn.Module):
         n_couplings: int = 4,
         context_channels: int = 8,
         scale_bound: float = 3.0,
-        levels: float = LEVELS,
+        levels: int = LEVELS,
     ):
         super().__init__()
         self.image_shape = check_image_shape(image_shape, "image_shape")
+        self.levels = check_levels(levels)
         hidden = check_positive_int(hidden, "hidden")
         n_couplings = check_positive_int(n_couplings, "n_couplings")
         context_channels = check_positive_int(context_channels, "context_channels")
-        self.levels = check_positive_float(levels, "levels")
         c = self.image_shape[0]
         self.features = nn.Sequential(
             nn.Conv2d(c, hidden, 3, padding=1),
@@ -177,12 +152,16 @@ class VariationalDequantizer(nn.Module):
             ``u`` (n, C, H, W) in ``(0, 1)`` (the module's dtype) and ``log q(u | k)`` (n,) in
             nats, the density of ``u`` (of ``v = k + u`` too: the shift has Jacobian 1).
         """
-        if validation_enabled():
-            images = _check_pixel_images(images, self.image_shape, self.levels)
-            check_generator(generator, "generator")
+        images = self.check_images(images)
+        check_generator(generator, "generator")
         param = next(self.parameters())
         eps = torch.randn(images.shape, generator=generator, dtype=torch.float64)
         return self.transform(eps.to(dtype=param.dtype, device=param.device), images)
+
+    def check_images(self, images: object) -> Tensor:
+        """``images`` as (n, C, H, W) integer pixels in ``0..levels−1`` of this image shape
+        (:func:`~coursekit.flows.preprocessing.check_pixel_images`)."""
+        return check_pixel_images(images, self.levels, event_shape=self.image_shape)
 
     def transform(self, eps: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
         """``u = σ(h(ε; k))`` and ``log q(u | k)`` for given ``ε`` (n, C, H, W) and images ``k``.
@@ -239,7 +218,15 @@ class DequantizedImageFlow(nn.Module):
 
     def elbo_given_noise(self, images: Tensor, eps: Tensor) -> Tensor:
         """:meth:`elbo` with the standard normal draws ``ε`` (n, C, H, W) given: ``u`` is
-        ``q``'s transform of ``ε`` (:meth:`VariationalDequantizer.transform`)."""
+        ``q``'s transform of ``ε`` (:meth:`VariationalDequantizer.transform`). ``images`` are
+        checked as :meth:`elbo` checks them; ``ε`` must have their shape."""
+        images = self.dequantizer.check_images(images)
+        eps = check_tensor(eps, "eps", event_shape=self.dequantizer.image_shape)
+        if eps.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"eps: expected one draw per image, shape {tuple(images.shape)}, got "
+                f"{tuple(eps.shape)}"
+            )
         return self._bound(images, *self.dequantizer.transform(eps, images))
 
     def _bound(self, images: Tensor, u: Tensor, log_q: Tensor) -> Tensor:
@@ -265,7 +252,18 @@ class DequantizedImageFlow(nn.Module):
         return {"flow": self.flow.config, "dequantizer": self.dequantizer.config}
 
     def save(self, path: str | Path, **metadata: object) -> None:
-        """Save ``{"config", "state_dict", **metadata}`` atomically (``weights_only`` loadable)."""
+        """Save ``{"config", "state_dict", **metadata}`` atomically (``weights_only`` loadable).
+
+        Only a pair whose flow has a ``config`` (an
+        :class:`~coursekit.flows.image.ImageRealNVP`) can be saved so that :meth:`load`
+        rebuilds it; another flow raises ``TypeError`` naming ``flow``.
+        """
+        if not isinstance(getattr(self.flow, "config", None), dict):
+            raise TypeError(
+                f"flow: a {type(self.flow).__name__} has no config to rebuild it from, so "
+                "DequantizedImageFlow.save cannot write a loadable file; pair the dequantizer "
+                "with an ImageRealNVP, or save state_dict() with torch.save"
+            )
         save_checkpoint(self, path, **metadata)
 
     @classmethod
@@ -273,7 +271,11 @@ class DequantizedImageFlow(nn.Module):
         cls, path: str | Path, map_location: str | torch.device = "cpu"
     ) -> DequantizedImageFlow:
         """Rebuild a pair saved by :meth:`save` (an ``ImageRealNVP`` and its dequantizer);
-        a :class:`~coursekit.flows.checkpoint.CheckpointError` names ``path`` if it cannot."""
+        a :class:`~coursekit.flows.checkpoint.CheckpointError` names ``path`` if it cannot;
+        ``map_location`` must be a device this machine has (``ValueError`` naming it)."""
+        from coursekit.pretrained import check_map_location  # it imports the flows
+
+        map_location = check_map_location(map_location)
         return model_from_checkpoint(
             _pair_from_config, read_checkpoint(path, map_location), str(path)
         )
@@ -302,10 +304,10 @@ class ImagesAndNoise:
     draws the same noise as an uninterrupted one; train with :func:`negative_elbo_given_noise`.
     """
 
-    def __init__(self, images: Tensor):
-        if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
-            raise ValueError("images: expected a non-empty tensor (N, C, H, W) of pixel values")
-        self.images = images
+    def __init__(self, images: Tensor, levels: int = LEVELS):
+        self.images = check_pixel_images(images, levels)
+        if self.images.dim() != 4:
+            raise ValueError(f"images: expected a tensor (N, C, H, W), got {tuple(images.shape)}")
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``torch.cat([k, ε], dim=1)``, float32, (n, 2C, H, W)."""

@@ -22,12 +22,12 @@ from torch import Tensor
 
 from coursekit._validation import (
     check_image_shape,
+    check_nonnegative_int,
     check_positive_int,
     check_tensor,
     check_unit_interval,
     per_scale,
 )
-from coursekit.flows import glow, image_coupling, multiscale, nets
 from coursekit.flows.base import (
     Bijection,
     Flow,
@@ -73,15 +73,6 @@ def _check_init_images(x: Tensor) -> None:
             "k/256: without the noise ActNorm's statistics and the bits/dim are meaningless; "
             "use coursekit.flows.dequantize(images) / 256"
         )
-
-
-def __getattr__(name: str) -> object:
-    """The image layers (couplings, squeeze, Glow's layers, conditioners) are found here too,
-    so ``from coursekit.flows.image import ChannelCoupling`` and the like work."""
-    for module in (image_coupling, glow, nets, multiscale):
-        if name in getattr(module, "__dict__", {}) and not name.startswith("_"):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: options that a config records only when they differ from these values, so that the
@@ -132,8 +123,7 @@ def _check_structure(
     channels = per_scale(n_channel, "n_channel", n_scales - 1)
     n_final = check_positive_int(n_final, "n_final")
     final_checker = n_final if n_final_checker is None else n_final_checker
-    if isinstance(final_checker, bool) or not isinstance(final_checker, int) or final_checker < 0:
-        raise ValueError(f"n_final_checker: expected None or an int >= 0, got {n_final_checker!r}")
+    final_checker = check_nonnegative_int(final_checker, "n_final_checker")
     activation_module(activation)
     return (c, h, w), n_scales, widths, n_blocks, checkers, channels, n_final, final_checker
 

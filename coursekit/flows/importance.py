@@ -27,28 +27,35 @@ from torch import Tensor, nn
 
 from coursekit._validation import check_generator, check_positive_int
 from coursekit.flows.dequantization import DequantizedImageFlow
-from coursekit.flows.preprocessing import LEVELS, dequantize
+from coursekit.flows.preprocessing import (
+    LEVELS,
+    check_image_model,
+    check_levels,
+    check_pixel_images,
+    dequantize,
+)
 from coursekit.metrics import bits_per_dim
 
 
-def _check_images(images: object) -> Tensor:
-    if not isinstance(images, Tensor) or images.dim() < 2 or images.shape[0] == 0:
-        got = (
-            f"a tensor of shape {tuple(images.shape)}"
-            if isinstance(images, Tensor)
-            else type(images).__name__
-        )
-        raise ValueError(
-            f"images: expected a non-empty tensor (n, C, H, W) of integer pixel values, got {got}"
-        )
-    return images
+def resolve_levels(model: nn.Module, levels: int | None) -> int:
+    """The pixel levels of the bound: a :class:`DequantizedImageFlow`'s dequantizer's
+    (``levels``, if given, must agree with it), else ``levels`` (default 256)."""
+    if isinstance(model, DequantizedImageFlow):
+        own = model.dequantizer.levels
+        if levels is not None and check_levels(levels) != own:
+            raise ValueError(
+                f"levels: the model's dequantizer was built for {own} pixel levels, got "
+                f"levels={levels!r}; leave levels out to use the dequantizer's"
+            )
+        return own
+    return LEVELS if levels is None else check_levels(levels)
 
 
 def _log_weight(
     model: nn.Module,
     images: Tensor,
     generator: torch.Generator | None,
-    levels: float,
+    levels: int,
     dtype: torch.dtype,
     device: torch.device,
 ) -> Tensor:
@@ -61,7 +68,7 @@ def _log_weight(
         u, log_q = model.dequantizer.sample(images.to(device), generator=generator)
         x = (images.to(u) + u) / levels
         return (model.flow.log_prob(x) - log_q).double().cpu()
-    v = dequantize(images, generator=generator, dtype=torch.float64)
+    v = dequantize(images, generator=generator, dtype=torch.float64, levels=levels)
     x = (v / levels).to(dtype=dtype, device=device)
     return model.log_prob(x).double().cpu()
 
@@ -73,7 +80,7 @@ def importance_weighted_log_prob(
     num_samples: int = 8,
     batch_size: int = 500,
     generator: torch.Generator | None = None,
-    levels: float = LEVELS,
+    levels: int | None = None,
 ) -> Tensor:
     """``L_K = log (1/K) Σ_k p_X((k + u_k) / levels)`` per image, in nats; (n,) float64.
 
@@ -93,9 +100,12 @@ def importance_weighted_log_prob(
         num_samples: ``K``, dequantization draws per image.
         batch_size: images per forward pass.
         generator: random generator for the noise (fixed seed = repeatable).
-        levels: number of pixel levels (256 for 8-bit images).
+        levels: number of pixel levels (default: the dequantizer's for a
+            ``DequantizedImageFlow``, which a given value must equal; else 256).
     """
-    images = _check_images(images)
+    check_image_model(model)
+    levels = resolve_levels(model, levels)
+    images = check_pixel_images(images, levels)
     num_samples = check_positive_int(num_samples, "num_samples")
     batch_size = check_positive_int(batch_size, "batch_size")
     check_generator(generator, "generator")
@@ -124,7 +134,7 @@ def importance_weighted_bits_per_dim(
     num_samples: int = 8,
     batch_size: int = 500,
     generator: torch.Generator | None = None,
-    levels: float = LEVELS,
+    levels: int | None = None,
 ) -> float:
     """Test bits/dim from ``K`` importance samples, ``−mean(L_K − D log levels) / (D ln 2)``.
 
@@ -132,6 +142,7 @@ def importance_weighted_bits_per_dim(
     single-sample bound of :func:`~coursekit.flows.preprocessing.image_bits_per_dim`, and the
     figure is non-increasing in expectation with ``K``.
     """
+    levels = resolve_levels(check_image_model(model), levels)
     log_prob = importance_weighted_log_prob(
         model, images, num_samples, batch_size=batch_size, generator=generator, levels=levels
     )

@@ -64,7 +64,7 @@ class MultiScaleLevel(Bijection):
         super().__init__()
         c, h, w = check_image_shape(shape)
         self.event_shape = (c, h, w)
-        kw = dict(
+        options = dict(
             hidden=hidden,
             n_blocks=n_blocks,
             scale_bound=scale_bound,
@@ -74,7 +74,7 @@ class MultiScaleLevel(Bijection):
         self.checker = nn.ModuleList(
             [
                 _with_actnorm(
-                    CheckerboardCoupling((c, h, w), parity=i % 2, **kw), (c, h, w), actnorm
+                    CheckerboardCoupling((c, h, w), parity=i % 2, **options), (c, h, w), actnorm
                 )
                 for i in range(n_checker)
             ]
@@ -83,28 +83,29 @@ class MultiScaleLevel(Bijection):
         if inner is not None:
             if h % 2 or w % 2:
                 raise ValueError(f"shape: expected even height and width to squeeze, got {shape}")
-            sq = (4 * c, h // 2, w // 2)
+            channel_shape = (4 * c, h // 2, w // 2)
             if tuple(inner.event_shape or ()) != (2 * c, h // 2, w // 2):
                 raise ValueError(
                     f"inner: expected event_shape {(2 * c, h // 2, w // 2)}, "
                     f"got {inner.event_shape}"
                 )
         else:
-            sq = (c, h, w)
+            channel_shape = (c, h, w)
         channel: list[Bijection] = []
-        if sq[0] % 2 == 0:
+        if channel_shape[0] % 2 == 0:
             for i in range(n_channel):
                 if invconv:
-                    step: list[Bijection] = [ActNorm(sq)] if actnorm else []
-                    step += [InvertibleConv1x1(sq[0]), ChannelCoupling(sq, parity=0, **kw)]
+                    step: list[Bijection] = [ActNorm(channel_shape)] if actnorm else []
+                    step.append(InvertibleConv1x1(channel_shape[0]))
+                    step.append(ChannelCoupling(channel_shape, parity=0, **options))
                     channel.append(FlowSequence(step))
                 else:
-                    coupling = ChannelCoupling(sq, parity=i % 2, **kw)
-                    channel.append(_with_actnorm(coupling, sq, actnorm))
+                    coupling = ChannelCoupling(channel_shape, parity=i % 2, **options)
+                    channel.append(_with_actnorm(coupling, channel_shape, actnorm))
         # Glow's learned prior for the factored-out half: one more channel coupling, so the
         # factored-out variables are N(μ(kept), σ(kept)²) rather than N(0, I).
         if split_prior and inner is not None:
-            channel.append(ChannelCoupling(sq, parity=0, **kw))
+            channel.append(ChannelCoupling(channel_shape, parity=0, **options))
         self.channel = nn.ModuleList(channel)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

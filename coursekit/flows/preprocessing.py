@@ -19,6 +19,7 @@ The density of the dequantized data in ``[0, 256)^D`` is therefore
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +30,7 @@ from coursekit._validation import (
     check_positive_float,
     check_positive_int,
     check_unit_interval,
+    validation_enabled,
 )
 from coursekit.flows.base import Bijection, check_input
 from coursekit.metrics import bits_per_dim
@@ -36,32 +38,90 @@ from coursekit.metrics import bits_per_dim
 LEVELS = 256
 
 
+def check_levels(value: object, name: str = "levels") -> int:
+    """The number of pixel levels as an ``int`` ≥ 2 (256 for 8-bit images).
+
+    An integral float (``256.0``, as older configs store it) is accepted; ``1.5`` or ``1``
+    raise ``ValueError`` and a non-number ``TypeError``, both naming ``name``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name}: expected an integer number of pixel levels (256 for 8-bit images), "
+            f"got {type(value).__name__} {value!r}"
+        )
+    if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+        raise ValueError(
+            f"{name}: expected an integer number of pixel levels (256 for 8-bit images), "
+            f"got {value!r}"
+        )
+    if value < 2:
+        raise ValueError(
+            f"{name}: expected at least 2 pixel levels (pixels k in 0..levels−1 are scaled by "
+            f"levels − 1 and dequantized into levels cells), got {value!r}"
+        )
+    return int(value)
+
+
+def check_pixel_images(
+    images: object,
+    levels: int = LEVELS,
+    name: str = "images",
+    event_shape: tuple[int, ...] | None = None,
+    batch: bool = True,
+) -> Tensor:
+    """The one check of integer images ``k``, not yet dequantized; returns ``images``.
+
+    Structure (always): a real, non-boolean tensor; with ``batch``, a non-empty batch
+    ``(n, …)`` of at least 2 dimensions; with ``event_shape``, of shape ``(n, *event_shape)``.
+    Values (while the value checks are on, :func:`coursekit.set_validation`): integers in
+    ``0..levels−1``, so images scaled to ``[0, 1]`` or already dequantized are refused instead
+    of giving a finite, wrong log-density. Raises ``ValueError`` naming ``name``.
+    """
+    levels = check_levels(levels)
+    wanted = "(n, C, H, W)" if event_shape is None else f"(n, {', '.join(map(str, event_shape))})"
+    if not isinstance(images, Tensor):
+        raise ValueError(
+            f"{name}: expected a torch.Tensor {wanted} of integer pixel values, got "
+            f"{type(images).__name__}"
+        )
+    if images.is_complex() or images.dtype == torch.bool:
+        raise ValueError(f"{name}: expected integer pixel values, got dtype {images.dtype}")
+    shape = tuple(images.shape)
+    if batch and (images.dim() < 2 or shape[0] == 0):
+        raise ValueError(f"{name}: expected a non-empty tensor {wanted}, got shape {shape}")
+    if event_shape is not None and shape[1:] != tuple(event_shape):
+        raise ValueError(f"{name}: expected a tensor {wanted}, got shape {shape}")
+    if validation_enabled() and images.numel():
+        lo, hi = float(images.min()), float(images.max())
+        integral = not images.is_floating_point() or bool((images == images.round()).all())
+        if lo < 0 or hi > levels - 1 or not integral:
+            raise ValueError(
+                f"{name}: expected integer pixel values in 0..{levels - 1} (not yet scaled or "
+                f"dequantized), got values in [{lo:g}, {hi:g}]"
+                + ("" if lo < 0 or hi > levels - 1 else ", not all integers")
+            )
+    return images
+
+
 def dequantize(
     images: Tensor,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
+    levels: int = LEVELS,
 ) -> Tensor:
     """Uniform dequantization ``v = k + u``, ``u ~ U[0, 1)`` i.i.d.; same shape as ``images``.
 
     Args:
-        images: integer pixel values ``k ∈ {0, …, 255}`` (uint8 or any dtype holding integers).
+        images: integer pixel values ``k ∈ {0, …, levels − 1}`` (uint8 or any dtype holding
+            integers; :func:`check_pixel_images`).
         generator: random generator for ``u`` (must live on ``images``' device).
         dtype: floating dtype of the result.
+        levels: number of pixel levels (256 for 8-bit images).
     """
-    if not isinstance(images, Tensor):
-        raise ValueError(f"images: expected a torch.Tensor, got {type(images).__name__}")
+    images = check_pixel_images(images, levels, batch=False)
     dtype = check_float_dtype(dtype, "dtype")
     check_generator(generator, "generator")
-    if images.is_complex():
-        raise ValueError(f"images: expected integer pixel values, got dtype {images.dtype}")
     k = images.to(dtype)
-    if k.numel() and (bool((k < 0).any()) or bool((k > LEVELS - 1).any())):
-        raise ValueError(
-            f"images: expected pixel values in 0..{LEVELS - 1}, got values in "
-            f"[{float(k.min()):g}, {float(k.max()):g}]"
-        )
-    if not bool((k == k.round()).all()):
-        raise ValueError("images: expected integer pixel values (dequantize adds the noise)")
     u = torch.rand(k.shape, generator=generator, dtype=dtype, device=k.device)
     v = k + u
     # k + u can round up to k + 1 (always possible in float16, rarely in float32): keep every
@@ -141,6 +201,16 @@ def bits_per_dim_from_unit_log_prob(
     return bits_per_dim(log_prob_unit, num_dims, levels=levels)
 
 
+def check_image_model(model: object, name: str = "model") -> nn.Module:
+    """``model`` as an ``nn.Module`` with a ``log_prob`` (``TypeError`` naming ``name``)."""
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "log_prob", None)):
+        raise TypeError(
+            f"{name}: expected a flow (an nn.Module with log_prob on images scaled to [0, 1)), "
+            f"got {type(model).__name__}"
+        )
+    return model
+
+
 class DequantizedImages:
     """A sampler of dequantized, scaled training images for :func:`coursekit.training.fit`.
 
@@ -150,22 +220,18 @@ class DequantizedImages:
 
     Args:
         images: (N, C, H, W) integer pixel values 0..levels−1 (uint8).
-        levels: number of pixel levels.
+        levels: number of pixel levels (an integer ≥ 2, :func:`check_levels`).
     """
 
-    def __init__(self, images: Tensor, levels: float = LEVELS):
-        if not isinstance(images, Tensor) or images.dim() < 2 or images.shape[0] == 0:
-            raise ValueError(
-                "images: expected a non-empty tensor (N, C, H, W) of integer pixel values"
-            )
-        self.images = images
-        self.levels = check_positive_float(levels, "levels")
+    def __init__(self, images: Tensor, levels: int = LEVELS):
+        self.levels = check_levels(levels)
+        self.images = check_pixel_images(images, self.levels, name="images")
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` dequantized images scaled to ``[0, 1)``, shape (n, C, H, W)."""
         n = check_positive_int(n, "n")
         idx = torch.randint(0, self.images.shape[0], (n,), generator=generator)
-        return dequantize(self.images[idx], generator=generator) / self.levels
+        return dequantize(self.images[idx], generator=generator, levels=self.levels) / self.levels
 
 
 @torch.no_grad()
@@ -174,7 +240,7 @@ def image_bits_per_dim(
     images: Tensor,
     batch_size: int = 500,
     generator: torch.Generator | None = None,
-    levels: float = LEVELS,
+    levels: int = LEVELS,
 ) -> float:
     """Test bits/dim of a flow on integer images, counting every term.
 
@@ -190,23 +256,24 @@ def image_bits_per_dim(
         generator: random generator for the dequantization noise (fixed seed = repeatable).
         levels: number of pixel levels (256 for 8-bit images).
     """
-    if not isinstance(images, Tensor) or images.dim() < 2 or images.shape[0] == 0:
-        raise ValueError(
-            "images: expected a non-empty tensor (n, C, H, W) of integer pixel values, got "
-            f"{type(images).__name__}{tuple(images.shape) if isinstance(images, Tensor) else ''}"
-        )
+    check_image_model(model)
+    levels = check_levels(levels)
+    images = check_pixel_images(images, levels)
     batch_size = check_positive_int(batch_size, "batch_size")
+    check_generator(generator, "generator")
     param = next(iter(model.parameters()), None)
     dtype = param.dtype if param is not None else torch.float32
     device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
     total = 0.0
-    for start in range(0, images.shape[0], batch_size):
-        k = images[start : start + batch_size]
-        v = dequantize(k, generator=generator, dtype=torch.float64).to(dtype)
-        x = (v / levels).to(device)
-        total += float(model.log_prob(x).double().sum())
-    model.train(was_training)
+    try:  # the model's train/eval mode comes back even when a batch fails
+        for start in range(0, images.shape[0], batch_size):
+            k = images[start : start + batch_size]
+            v = dequantize(k, generator=generator, dtype=torch.float64, levels=levels).to(dtype)
+            x = (v / levels).to(device)
+            total += float(model.log_prob(x).double().sum())
+    finally:
+        model.train(was_training)
     mean_log_prob = torch.tensor(total / images.shape[0], dtype=torch.float64)
     return float(bits_per_dim(mean_log_prob, images[0].numel(), levels=levels))

@@ -139,10 +139,8 @@ def plot_change_of_variable_1d(
     ax_x, ax_f, ax_z = _axes_list(axes, 3, figsize=(13.0, 3.6))
     x, p_x, f_x = state["x"], state["p_x"], state["f_x"]
     z, p_z, p_exact = state["z"], state["p_z"], state["p_z_exact"]
-    plot_density_1d(
-        x, p_x, ax=ax_x, fill=True, color="tab:blue", title="input density $p_X$", xlabel="x",
-        ylabel="$p_X(x)$",
-    )  # fmt: skip
+    labels_x = dict(title="input density $p_X$", xlabel="x", ylabel="$p_X(x)$")
+    plot_density_1d(x, p_x, ax=ax_x, fill=True, color="tab:blue", **labels_x)
     direction = "increasing" if state["increasing"] else "decreasing"
     ax_f.plot(
         as_numpy(x, "x", sequences=True), as_numpy(f_x, "f_x", sequences=True), color="tab:purple"
@@ -151,10 +149,10 @@ def plot_change_of_variable_1d(
     ax_f.set_ylabel("z = f(x)")
     ax_f.set_title(f"map z = {state['formula']} ({direction})")
     ax_f.grid(alpha=0.3)
+    labels_z = dict(title="output density $p_Z$", xlabel="z", ylabel="$p_Z(z)$")
     plot_density_1d(
-        z, p_z, ax=ax_z, fill=True, color="tab:red", label="$p_Z$ by eq. (9)", xlabel="z",
-        ylabel="$p_Z(z)$", title="output density $p_Z$",
-    )  # fmt: skip
+        z, p_z, ax=ax_z, fill=True, color="tab:red", label="$p_Z$ by eq. (9)", **labels_z
+    )
     plot_density_1d(
         z,
         p_exact,

@@ -18,6 +18,7 @@ from matplotlib.colors import TwoSlopeNorm
 from torch import Tensor
 
 from coursekit._validation import check_positive_int
+from coursekit.device import module_dtype_device
 from coursekit.grid import Grid2D, log_prob_on_grid, make_grid
 from coursekit.plots._arrays import as_numpy
 
@@ -104,12 +105,9 @@ def plot_density(
                 f"got shape {tuple(values.shape)}"
             )
     elif callable(density):
-        dtype = grid.points.dtype
-        params = getattr(density, "__self__", None)
-        if isinstance(params, torch.nn.Module):
-            first = next(iter(params.parameters()), None)
-            if first is not None:
-                dtype = first.dtype
+        owner = getattr(density, "__self__", None)
+        model_dtype = module_dtype_device(owner)[0] if isinstance(owner, torch.nn.Module) else None
+        dtype = model_dtype or grid.points.dtype
         values = log_prob_on_grid(lambda p: density(p.to(dtype)), grid)
     else:
         raise ValueError(
