@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -385,6 +387,50 @@ def test_the_time_limit_works_outside_the_main_thread(capsys) -> None:
     t.start()
     t.join(10)
     assert seen == [False]
+
+
+def _swallows_every_interruption(*args):
+    while True:
+        try:
+            sum(range(1000))
+        except:  # noqa: E722 - the student's bare except under test
+            pass
+
+
+@pytest.mark.parametrize("in_thread", [False, True], ids=["main thread", "worker thread"])
+def test_a_bare_except_cannot_swallow_the_time_limit(in_thread, capsys) -> None:
+    # issue 31, item 1: `while True: try: … except: pass` ran on after set_time_limit(3)
+    checkers.set_time_limit(0.3)
+    results: list[bool] = []
+    if in_thread:
+        worker = threading.Thread(
+            target=lambda: results.append(checkers.check_peak_density(_swallows_every_interruption))
+        )
+        worker.start()
+        worker.join(60)
+    else:
+        results.append(checkers.check_peak_density(_swallows_every_interruption))
+    assert results == [False]
+    assert "did not return within 0.3 s" in capsys.readouterr().out
+    assert [t.name for t in threading.enumerate() if t.name == "coursekit-student-code"] == []
+
+
+@pytest.mark.parametrize("limit", [1e-9, 1e-6, 1e-3, 2e-3])
+def test_no_timer_outlives_a_check(limit) -> None:
+    # issue 31, item 7: a limit <= 1e-6, or a function ending within a fraction of a
+    # millisecond of its limit, left the alarm armed: later code got TimeLimitReached or the
+    # process died by SIGALRM
+    handler, trace = signal.getsignal(signal.SIGALRM), sys.gettrace()
+    checkers.set_time_limit(limit)
+    for _ in range(100):
+        try:
+            _common.call(lambda: sum(range(2000)))
+        except _common.StudentTimeout:
+            pass  # stopped at its limit: the right outcome for a function that long
+    time.sleep(0.6)  # several alarm periods: nothing may fire now
+    sum(range(10**5))
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) == handler and sys.gettrace() == trace
 
 
 def test_a_fast_function_is_not_disturbed(capsys) -> None:
