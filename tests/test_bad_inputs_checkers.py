@@ -433,6 +433,49 @@ def test_no_timer_outlives_a_check(limit) -> None:
     assert signal.getsignal(signal.SIGALRM) == handler and sys.gettrace() == trace
 
 
+def _density_1d(p_x, f_inv, z):
+    z = z.detach().requires_grad_(True)
+    x = f_inv(z)
+    (dx_dz,) = torch.autograd.grad(x.sum(), z)
+    return p_x(x.detach()) * dx_dz.abs()
+
+
+def test_a_grad_mode_left_off_does_not_fail_the_next_correct_answer(capsys) -> None:
+    # issue 31, item 13: a leaked torch.set_grad_enabled(False) made a correct 2.2 fail
+    checkers.set_time_limit(60)
+
+    def leaks(p_x, f_inv, z):
+        torch.set_grad_enabled(False)
+        return z
+
+    try:
+        assert checkers.check_density_1d(leaks) is False
+        assert torch.is_grad_enabled()  # restored after the student's call
+        torch.set_grad_enabled(False)  # left off by the student's own cell
+        assert checkers.check_density_1d(_density_1d) is True
+        assert not torch.is_grad_enabled()  # the caller's mode is left as it was
+    finally:
+        torch.set_grad_enabled(True)
+    assert "passed" in capsys.readouterr().out
+
+
+def _exits(*args):
+    raise SystemExit(3)
+
+
+def _generator_exit(*args):
+    raise GeneratorExit
+
+
+@pytest.mark.parametrize("fn", [_exits, _generator_exit], ids=["SystemExit", "GeneratorExit"])
+def test_system_exit_and_generator_exit_do_not_escape_a_checker(fn, capsys) -> None:
+    # issue 31, item 13: both escaped the checker (a BaseException, not an Exception)
+    assert checkers.check_density_1d(fn) is False
+    out = capsys.readouterr().out
+    raised = "SystemExit" if fn is _exits else "GeneratorExit"
+    assert f"your code raised {raised}" in out
+
+
 def test_a_fast_function_is_not_disturbed(capsys) -> None:
     checkers.set_time_limit(0.2)
     assert checkers.check_peak_density(lambda: 1.0 / (3.0 * math.sqrt(2 * math.pi)))

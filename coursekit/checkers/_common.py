@@ -91,6 +91,7 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     if not callable(fn):
         raise Hint(f"expected a function, got {type(fn).__name__}")
     limit = TIME_LIMIT
+    grad = torch.is_grad_enabled()
     try:
         return run_limited(fn, args, kwargs, limit)
     except TimeLimitReached:
@@ -101,8 +102,10 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         ) from None
     except NotImplementedError as err:
         raise NotDone(str(err)) from None
-    except Exception as err:  # the student's bug: report it in one line
+    except (Exception, SystemExit, GeneratorExit) as err:  # the student's bug, in one line
         raise StudentError(f"{type(err).__name__}: {_one_line(err)}") from None
+    finally:
+        torch.set_grad_enabled(grad)  # a torch.set_grad_enabled(False) inside fn stays there
 
 
 def checker(exercise: str, title: str) -> Callable[[Callable[..., str]], Callable[..., bool]]:
@@ -115,7 +118,8 @@ def checker(exercise: str, title: str) -> Callable[[Callable[..., str]], Callabl
             ok, status = False, "wrong"
             _LOW_PRECISION.clear()
             try:
-                message = body(*args, **kwargs)
+                with torch.enable_grad():  # a no-grad mode left on by earlier code stays out
+                    message = body(*args, **kwargs)
             except NotDone:
                 status = "not done"
                 where = pointer(exercise)
