@@ -194,23 +194,35 @@ def _iw_log_prob(flow, dequantizer, images, eps):
 #: (checker, student function, True if it must pass, a pattern of the printed line)
 SPECIFIC = [
     (
-        "2.1 float32",
+        "2.1 float32: a right formula in float32 passes",
         "check_density_neg_log_uniform",
         _f32(_density_neg_log_uniform),
-        False,
-        "float64",
+        True,
+        "passed",
     ),
     ("2.1 float64", "check_density_neg_log_uniform", _density_neg_log_uniform, True, "passed"),
-    ("2.2 float32", "check_density_1d", _f32(_density_1d), False, "float64"),
+    (
+        "2.2 float32: a right formula in float32 passes",
+        "check_density_1d",
+        _f32(_density_1d),
+        True,
+        "passed",
+    ),
     ("2.2 float64", "check_density_1d", _density_1d, True, "passed"),
-    ("2.4 float32", "check_log_density_logistic", _f32(_log_logistic), False, "float64"),
+    (
+        "2.4 float32: a right formula in float32 passes",
+        "check_log_density_logistic",
+        _f32(_log_logistic),
+        True,
+        "passed",
+    ),
     ("2.4 float64", "check_log_density_logistic", _log_logistic, True, "passed"),
     (
-        "3.1 float32",
+        "3.1 float32: a right formula in float32 passes",
         "check_log_abs_det_jacobian",
         _f32(changevar.log_abs_det_jacobian),
-        False,
-        "float64",
+        True,
+        "passed",
     ),
     ("3.1 float64", "check_log_abs_det_jacobian", changevar.log_abs_det_jacobian, True, "passed"),
     (
@@ -221,7 +233,13 @@ SPECIFIC = [
         "complex",
     ),
     ("3.3 real result", "check_polar_density", _polar, True, "passed"),
-    ("4.1 float32", "check_coupling_forward", _f32(_coupling), False, "float64"),
+    (
+        "4.1 float32: a right formula in float32 passes",
+        "check_coupling_forward",
+        _f32(_coupling),
+        True,
+        "passed",
+    ),
     ("4.1 float64", "check_coupling_forward", _coupling, True, "passed"),
     (
         "4.1 mask negated in place",
@@ -231,7 +249,13 @@ SPECIFIC = [
         "passed",
     ),
     ("4.1 mask mutated, wrong", "check_coupling_forward", _mutate_inputs, False, "pair"),
-    ("5.2 float32", "check_nll_loss", lambda flow, x: _nll(flow, x).float(), False, "float64"),
+    (
+        "5.2 float32: a right loss returned in float32 passes",
+        "check_nll_loss",
+        lambda flow, x: _nll(flow, x).float(),
+        True,
+        "passed",
+    ),
     ("5.2 float64", "check_nll_loss", _nll, True, "passed"),
     (
         "5.3 inf samples",
@@ -264,18 +288,36 @@ SPECIFIC = [
         False,
         "level 1 holds the wrong values",
     ),
-    ("8.2 float32", "check_log_q_of_sigmoid", _f32(_log_q_of_sigmoid), False, "float64"),
+    (
+        "8.2 float32: a right formula in float32 passes",
+        "check_log_q_of_sigmoid",
+        _f32(_log_q_of_sigmoid),
+        True,
+        "passed",
+    ),
     ("8.2 float64", "check_log_q_of_sigmoid", _log_q_of_sigmoid, True, "passed"),
-    ("8.3 float32", "check_dequantized_elbo", _f32(_elbo), False, "float64"),
+    (
+        "8.3 float32: a right formula in float32 passes",
+        "check_dequantized_elbo",
+        _f32(_elbo),
+        True,
+        "passed",
+    ),
     ("8.3 float64", "check_dequantized_elbo", _elbo, True, "passed"),
     (
-        "8.3 converts the flow to float32",
+        "8.3 converts the flow to float32: right to float32 precision, passes",
         "check_dequantized_elbo",
         lambda f, d, k, e: _elbo(f.float(), d.float(), k, e.float()),
-        False,
-        "float64",
+        True,
+        "passed",
     ),
-    ("8.4 float32", "check_iw_bound", _f32(_iw_bound), False, "float64"),
+    (
+        "8.4 float32: a right formula in float32 passes",
+        "check_iw_bound",
+        _f32(_iw_bound),
+        True,
+        "passed",
+    ),
     ("8.4 float64", "check_iw_bound", _iw_bound, True, "passed"),
     (
         "8.4 inf",
@@ -284,7 +326,13 @@ SPECIFIC = [
         False,
         "not finite",
     ),
-    ("8.5 float32", "check_iw_log_prob", _f32(_iw_log_prob), False, "float64"),
+    (
+        "8.5 float32: a right formula in float32 passes",
+        "check_iw_log_prob",
+        _f32(_iw_log_prob),
+        True,
+        "passed",
+    ),
     ("8.5 float64", "check_iw_log_prob", _iw_log_prob, True, "passed"),
 ]
 
@@ -509,3 +557,53 @@ def test_the_time_limit_works_inside_a_jupyter_kernel() -> None:
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+# ------------------------------------------------ float32 constants in a right formula (issue 27)
+
+
+def _bits_per_dim_f32_constant(log_prob, num_dims):
+    log_prob_8bit = log_prob - num_dims * torch.log(torch.tensor(256.0))
+    return (-log_prob_8bit.mean() / (num_dims * math.log(2))).item()
+
+
+def _logit_f32_constant(y, alpha):
+    p = alpha + (1 - 2 * alpha) * y
+    z = torch.log(p) - torch.log1p(-p)
+    log_dz_dy = torch.log(torch.tensor(1 - 2 * alpha)) - torch.log(p) - torch.log1p(-p)
+    return z, log_dz_dy.flatten(1).sum(dim=1)
+
+
+def _gap_mass_float_mean(x, log_prob, threshold, half_width):
+    inside = (x.abs() <= half_width).all(dim=1)
+    hit = inside & (log_prob(x) < math.log(threshold))
+    m = hit.float().mean().item()
+    return m, math.sqrt(m * (1 - m) / len(x))
+
+
+def _iw_bound_f32_log_k(log_w):
+    return torch.logsumexp(log_w, dim=1) - torch.log(torch.tensor(log_w.shape[1]))
+
+
+def _log_prob_f32_2pi(z, log_det):
+    d = z.shape[1]
+    log_2pi = torch.log(torch.tensor(2 * torch.pi))
+    return -0.5 * (z**2).sum(dim=1) - 0.5 * d * log_2pi + log_det
+
+
+FLOAT32_CONSTANTS = [
+    ("6.3 D * torch.log(torch.tensor(256.))", "check_bits_per_dim", _bits_per_dim_f32_constant),
+    ("6.2 torch.log(torch.tensor(1 - 2a))", "check_logit_transform", _logit_f32_constant),
+    ("7.3 hit.float().mean().item()", "check_gap_mass", _gap_mass_float_mean),
+    ("8.4 torch.log(torch.tensor(K))", "check_iw_bound", _iw_bound_f32_log_k),
+    ("5.1 torch.log(torch.tensor(2 * torch.pi))", "check_flow_log_prob", _log_prob_f32_2pi),
+]
+
+
+@pytest.mark.parametrize("case", FLOAT32_CONSTANTS, ids=[c[0] for c in FLOAT32_CONSTANTS])
+def test_a_float32_constant_in_a_right_formula_passes(case, capsys) -> None:
+    # issue 27: these right answers were rejected with a message showing the expected value
+    _, name, fn = case
+    ok = getattr(checkers, name)(fn)
+    out = capsys.readouterr().out
+    assert ok is True, out

@@ -165,8 +165,8 @@ def test_log_q_of_sigmoid(capsys):
     rejects(capsys, ck.check_log_q_of_sigmoid,
             lambda h, lq: log_q_of_sigmoid(h.clamp(-30, 30), lq),
             hint="right for moderate h, wrong for |h| up to 40")  # fmt: skip
-    rejects(capsys, ck.check_log_q_of_sigmoid, lambda h, lq: log_q_of_sigmoid(h, lq).float(),
-            hint="float64")  # fmt: skip
+    # a right formula whose result is returned in float32 is right to float32 precision: passes
+    accepts(capsys, ck.check_log_q_of_sigmoid, lambda h, lq: log_q_of_sigmoid(h, lq).float())
 
 
 # ----------------------------------------------------------------------------- 8.3
@@ -219,7 +219,7 @@ def test_dequantized_elbo(capsys):
     rejects(capsys, ck.check_dequantized_elbo,
             lambda f, d, k, e: f.log_prob(k + d.transform(e, k)[0]) - d.transform(e, k)[1],
             hint="dequantized pixels divided by 256")  # fmt: skip
-    rejects(capsys, ck.check_dequantized_elbo, lambda *a: elbo(*a).float(), hint="float64")
+    accepts(capsys, ck.check_dequantized_elbo, lambda *a: elbo(*a).float())  # float32 result
 
     def trains_the_flow(f, d, k, e):  # changing the given models cannot corrupt the reference
         with torch.no_grad():
@@ -252,7 +252,7 @@ def test_iw_bound(capsys):
             lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0]),
             hint="combine the K = 8 draws of each row")  # fmt: skip
     rejects(capsys, ck.check_iw_bound, lambda lw: lw - math.log(lw.shape[1]), hint="shape (n,)")
-    rejects(capsys, ck.check_iw_bound, lambda lw: iw_bound_reference(lw).float(), hint="float64")
+    accepts(capsys, ck.check_iw_bound, lambda lw: iw_bound_reference(lw).float())  # float32 result
 
     def sub_in_place(lw):
         lw -= math.log(lw.shape[1])
@@ -326,5 +326,5 @@ def test_iw_log_prob(capsys):
         return torch.logsumexp(lp, 1) - math.log(len(e))
 
     rejects(capsys, ck.check_iw_log_prob, p_only, hint="each weight is p/q")
-    rejects(capsys, ck.check_iw_log_prob, lambda *a: iw_log_prob(*a).float(), hint="float64")
+    accepts(capsys, ck.check_iw_log_prob, lambda *a: iw_log_prob(*a).float())  # float32 result
     rejects(capsys, ck.check_iw_log_prob, lambda *a: iw_log_prob(*a) + 1.0, hint="wrong L_K")
