@@ -14,7 +14,7 @@ torch thread, so that other programs running beside it do not shrink the budget.
 training:
 
 * ``KL(p ‖ p_θ)`` on 20,000 fresh target samples, the same for every model of a seed
-  (:func:`coursekit.practice.kl_with_se`, with its Monte Carlo standard error);
+  (:func:`coursekit.metrics.kl_with_se`, with its Monte Carlo standard error);
 * on the 4 modes, the gap mass: the share of 50,000 model samples in the gap region ``G`` of
   :mod:`coursekit.experiments` (the square through the four centres minus a disc of radius
   3σ around each, :func:`coursekit.experiments.in_gap_region`; notebooks 05 and 07), with its
@@ -50,10 +50,10 @@ import torch
 
 from coursekit.datasets import gallery
 from coursekit.experiments import gap_share
+from coursekit.metrics import kl_with_se
 from coursekit.practice import (
     FLOW_NAMES,
     build_flow,
-    kl_with_se,
     parameter_count,
     summarise_runs,
 )

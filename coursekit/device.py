@@ -70,3 +70,37 @@ def hardware() -> str:
     model = cpu_model()
     cpu = f"{machine} ({model})" if model else machine
     return f"{platform.system()} {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+
+
+def check_map_location(value: object, name: str = "map_location") -> torch.device:
+    """``value`` (a device name such as ``"cpu"`` or ``"cuda:0"``, or a ``torch.device``) as a
+    ``torch.device`` that this machine has: ``TypeError`` for another type, ``ValueError``
+    naming ``name`` for an unknown name or a device that is not available here (so that a
+    good file is never called corrupt because the device is missing)."""
+    if not isinstance(value, str | torch.device):
+        raise TypeError(
+            f"{name}: expected a device name such as 'cpu' or 'cuda', or a torch.device, "
+            f"got {type(value).__name__}"
+        )
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        raise ValueError(
+            f"{name}: expected a device name such as 'cpu' or 'cuda:0', got {value!r}"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{name}: {value!r} asks for CUDA, which this machine does not have; load with "
+            "map_location='cpu' (the default)"
+        )
+    if device.type == "cuda" and device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{name}: {value!r}, but this machine has {torch.cuda.device_count()} CUDA "
+                "device(s)"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}: {value!r} asks for MPS, which this machine does not have")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{name}: expected 'cpu', 'cuda' or 'mps', got {value!r}")
+    return device

@@ -31,7 +31,7 @@ from coursekit._validation import (
 from coursekit.device import module_dtype_device
 from coursekit.flows import RealNVP
 from coursekit.flows.base import check_input
-from coursekit.metrics import Estimate, kl_with_se, mean_and_se  # noqa: F401 (kl_with_se: the KL of notebook 07)
+from coursekit.metrics import Estimate, mean_and_se
 
 #: The four flows that notebook 07 compares, by display name.
 FLOW_NAMES: tuple[str, ...] = ("course RealNVP", "zuko RealNVP", "zuko MAF", "zuko NSF")

@@ -88,6 +88,8 @@ DEFAULT_CONFIG = dict(
     invconv=True,
     block_kernel=1,
     split_prior=True,
+    n_final_checker=None,
+    activation="silu",
 )
 
 #: the dequantization noise of every evaluation (so that evaluations are comparable)

@@ -87,10 +87,10 @@ INTEGERS = {
 #: real options: (low, high, low included, what is expected).
 REALS = {
     "lr": (0.0, 1.0, False, "a number in (0, 1]"),
-    "clip_grad": (0.0, math.inf, False, "a positive finite number (the max gradient norm)"),
+    "clip_grad": (0.0, 1e6, False, "a number in (0, 1e6] (the max gradient norm)"),
     "ema": (0.0, 1.0 - 1e-12, False, "a number in (0, 1), e.g. 0.999"),
     "max_minutes": (0.0, 1e7, False, "a positive number of minutes"),
-    "checkpoint_every": (0.0, math.inf, True, "a number of seconds >= 0"),
+    "checkpoint_every": (0.0, 6e8, True, "a number of seconds in [0, 6e8] (--max-minutes' bound)"),
     "max_bpd": (8.0, math.inf, False, "a number above 8 (the bits/dim of a uniform model)"),
 }
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -195,23 +197,35 @@ def _iw_log_prob(flow, dequantizer, images, eps):
 #: (checker, student function, True if it must pass, a pattern of the printed line)
 SPECIFIC = [
     (
-        "2.1 float32",
+        "2.1 float32: a right formula in float32 passes",
         "check_density_neg_log_uniform",
         _f32(_density_neg_log_uniform),
-        False,
-        "float64",
+        True,
+        "passed",
     ),
     ("2.1 float64", "check_density_neg_log_uniform", _density_neg_log_uniform, True, "passed"),
-    ("2.2 float32", "check_density_1d", _f32(_density_1d), False, "float64"),
+    (
+        "2.2 float32: a right formula in float32 passes",
+        "check_density_1d",
+        _f32(_density_1d),
+        True,
+        "passed",
+    ),
     ("2.2 float64", "check_density_1d", _density_1d, True, "passed"),
-    ("2.4 float32", "check_log_density_logistic", _f32(_log_logistic), False, "float64"),
+    (
+        "2.4 float32: a right formula in float32 passes",
+        "check_log_density_logistic",
+        _f32(_log_logistic),
+        True,
+        "passed",
+    ),
     ("2.4 float64", "check_log_density_logistic", _log_logistic, True, "passed"),
     (
-        "3.1 float32",
+        "3.1 float32: a right formula in float32 passes",
         "check_log_abs_det_jacobian",
         _f32(changevar.log_abs_det_jacobian),
-        False,
-        "float64",
+        True,
+        "passed",
     ),
     ("3.1 float64", "check_log_abs_det_jacobian", changevar.log_abs_det_jacobian, True, "passed"),
     (
@@ -222,7 +236,13 @@ SPECIFIC = [
         "complex",
     ),
     ("3.3 real result", "check_polar_density", _polar, True, "passed"),
-    ("4.1 float32", "check_coupling_forward", _f32(_coupling), False, "float64"),
+    (
+        "4.1 float32: a right formula in float32 passes",
+        "check_coupling_forward",
+        _f32(_coupling),
+        True,
+        "passed",
+    ),
     ("4.1 float64", "check_coupling_forward", _coupling, True, "passed"),
     (
         "4.1 mask negated in place",
@@ -232,7 +252,13 @@ SPECIFIC = [
         "changed its input mask in place",
     ),
     ("4.1 mask mutated, wrong", "check_coupling_forward", _mutate_inputs, False, "in place"),
-    ("5.2 float32", "check_nll_loss", lambda flow, x: _nll(flow, x).float(), False, "float64"),
+    (
+        "5.2 float32: a right loss returned in float32 passes",
+        "check_nll_loss",
+        lambda flow, x: _nll(flow, x).float(),
+        True,
+        "passed",
+    ),
     ("5.2 float64", "check_nll_loss", _nll, True, "passed"),
     (
         "5.3 inf samples",
@@ -265,18 +291,36 @@ SPECIFIC = [
         False,
         "level 1 holds the wrong values",
     ),
-    ("8.2 float32", "check_log_q_of_sigmoid", _f32(_log_q_of_sigmoid), False, "float64"),
+    (
+        "8.2 float32: a right formula in float32 passes",
+        "check_log_q_of_sigmoid",
+        _f32(_log_q_of_sigmoid),
+        True,
+        "passed",
+    ),
     ("8.2 float64", "check_log_q_of_sigmoid", _log_q_of_sigmoid, True, "passed"),
-    ("8.3 float32", "check_dequantized_elbo", _f32(_elbo), False, "float64"),
+    (
+        "8.3 float32: a right formula in float32 passes",
+        "check_dequantized_elbo",
+        _f32(_elbo),
+        True,
+        "passed",
+    ),
     ("8.3 float64", "check_dequantized_elbo", _elbo, True, "passed"),
     (
-        "8.3 converts the flow to float32",
+        "8.3 converts the flow to float32: right to float32 precision, passes",
         "check_dequantized_elbo",
         lambda f, d, k, e: _elbo(f.float(), d.float(), k, e.float()),
-        False,
-        "float64",
+        True,
+        "passed",
     ),
-    ("8.4 float32", "check_iw_bound", _f32(_iw_bound), False, "float64"),
+    (
+        "8.4 float32: a right formula in float32 passes",
+        "check_iw_bound",
+        _f32(_iw_bound),
+        True,
+        "passed",
+    ),
     ("8.4 float64", "check_iw_bound", _iw_bound, True, "passed"),
     (
         "8.4 inf",
@@ -285,7 +329,13 @@ SPECIFIC = [
         False,
         "not finite",
     ),
-    ("8.5 float32", "check_iw_log_prob", _f32(_iw_log_prob), False, "float64"),
+    (
+        "8.5 float32: a right formula in float32 passes",
+        "check_iw_log_prob",
+        _f32(_iw_log_prob),
+        True,
+        "passed",
+    ),
     ("8.5 float64", "check_iw_log_prob", _iw_log_prob, True, "passed"),
 ]
 
@@ -408,28 +458,6 @@ def test_no_interruption_outlives_a_check(limit, capsys) -> None:
     capsys.readouterr()
 
 
-def test_student_system_exit_and_leaked_grad_mode_are_contained(capsys) -> None:
-    """Issue 31 item 13: SystemExit / GeneratorExit become a hint; a leaked
-    torch.set_grad_enabled(False) does not reach the next check."""
-
-    def exits(*args):
-        raise SystemExit(3)
-
-    def generator_exit(*args):
-        raise GeneratorExit
-
-    def leaks(*args):
-        torch.set_grad_enabled(False)
-        return 1.0
-
-    assert checkers.check_peak_density(exits) is False
-    assert checkers.check_peak_density(generator_exit) is False
-    out = capsys.readouterr().out
-    assert "SystemExit" in out and "GeneratorExit" in out
-    checkers.check_peak_density(leaks)
-    assert torch.is_grad_enabled()
-
-
 def test_the_time_limit_works_outside_the_main_thread(capsys) -> None:
     checkers.set_time_limit(0.3)
     results: list[bool] = []
@@ -453,6 +481,89 @@ def test_the_time_limit_works_outside_the_main_thread(capsys) -> None:
     t.start()
     t.join(10)
     assert seen == [False]
+
+
+def _swallows_every_interruption(*args):
+    while True:
+        try:
+            sum(range(1000))
+        except:  # noqa: E722 - the student's bare except under test
+            pass
+
+
+@pytest.mark.parametrize("in_thread", [False, True], ids=["main thread", "worker thread"])
+def test_a_bare_except_cannot_swallow_the_time_limit(in_thread, capsys) -> None:
+    # issue 31, item 1: `while True: try: … except: pass` ran on after set_time_limit(3)
+    checkers.set_time_limit(0.3)
+    results: list[bool] = []
+    if in_thread:
+        worker = threading.Thread(
+            target=lambda: results.append(checkers.check_peak_density(_swallows_every_interruption))
+        )
+        worker.start()
+        worker.join(60)
+    else:
+        results.append(checkers.check_peak_density(_swallows_every_interruption))
+    assert results == [False]
+    assert "used more than 0.3 s of CPU time" in capsys.readouterr().out
+    assert [t.name for t in threading.enumerate() if t.name == "coursekit-limit"] == []
+
+
+@pytest.mark.parametrize("limit", [1e-9, 1e-6, 1e-3, 2e-3])
+def test_no_timer_outlives_a_check(limit) -> None:
+    # issue 31, item 7: a limit <= 1e-6, or a function ending within a fraction of a
+    # millisecond of its limit, left the timer armed: later code got TimeLimitReached or the
+    # process died by the signal
+    _common.call(lambda: None)  # the interruption's handler is installed once, then stays
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGALRM, signal.SIGUSR2)}
+    trace = sys.gettrace()
+    checkers.set_time_limit(limit)
+    for _ in range(100):
+        try:
+            _common.call(lambda: sum(range(2000)))
+        except _common.StudentTimeout:
+            pass  # stopped at its limit: the right outcome for a function that long
+    time.sleep(0.6)  # several watchdog periods: nothing may fire now
+    sum(range(10**5))
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert {s: signal.getsignal(s) for s in handlers} == handlers and sys.gettrace() == trace
+    assert [t.name for t in threading.enumerate() if t.name == "coursekit-limit"] == []
+
+
+def test_a_grad_mode_left_off_does_not_fail_the_next_correct_answer(capsys) -> None:
+    # issue 31, item 13: a leaked torch.set_grad_enabled(False) made a correct 2.2 fail
+    checkers.set_time_limit(60)
+
+    def leaks(p_x, f_inv, z):
+        torch.set_grad_enabled(False)
+        return z
+
+    try:
+        assert checkers.check_density_1d(leaks) is False
+        assert torch.is_grad_enabled()  # restored after the student's call
+        torch.set_grad_enabled(False)  # left off by the student's own cell
+        assert checkers.check_density_1d(_density_1d) is True
+        assert not torch.is_grad_enabled()  # the caller's mode is left as it was
+    finally:
+        torch.set_grad_enabled(True)
+    assert "passed" in capsys.readouterr().out
+
+
+def _exits(*args):
+    raise SystemExit(3)
+
+
+def _generator_exit(*args):
+    raise GeneratorExit
+
+
+@pytest.mark.parametrize("fn", [_exits, _generator_exit], ids=["SystemExit", "GeneratorExit"])
+def test_system_exit_and_generator_exit_do_not_escape_a_checker(fn, capsys) -> None:
+    # issue 31, item 13: both escaped the checker (a BaseException, not an Exception)
+    assert checkers.check_density_1d(fn) is False
+    out = capsys.readouterr().out
+    raised = "SystemExit" if fn is _exits else "GeneratorExit"
+    assert f"your code raised {raised}" in out
 
 
 def test_a_fast_function_is_not_disturbed(capsys) -> None:
@@ -488,3 +599,53 @@ def test_the_time_limit_works_inside_a_jupyter_kernel() -> None:
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+# ------------------------------------------------ float32 constants in a right formula (issue 27)
+
+
+def _bits_per_dim_f32_constant(log_prob, num_dims):
+    log_prob_8bit = log_prob - num_dims * torch.log(torch.tensor(256.0))
+    return (-log_prob_8bit.mean() / (num_dims * math.log(2))).item()
+
+
+def _logit_f32_constant(y, alpha):
+    p = alpha + (1 - 2 * alpha) * y
+    z = torch.log(p) - torch.log1p(-p)
+    log_dz_dy = torch.log(torch.tensor(1 - 2 * alpha)) - torch.log(p) - torch.log1p(-p)
+    return z, log_dz_dy.flatten(1).sum(dim=1)
+
+
+def _gap_mass_float_mean(x, log_prob, threshold, half_width):
+    inside = (x.abs() <= half_width).all(dim=1)
+    hit = inside & (log_prob(x) < math.log(threshold))
+    m = hit.float().mean().item()
+    return m, math.sqrt(m * (1 - m) / len(x))
+
+
+def _iw_bound_f32_log_k(log_w):
+    return torch.logsumexp(log_w, dim=1) - torch.log(torch.tensor(log_w.shape[1]))
+
+
+def _log_prob_f32_2pi(z, log_det):
+    d = z.shape[1]
+    log_2pi = torch.log(torch.tensor(2 * torch.pi))
+    return -0.5 * (z**2).sum(dim=1) - 0.5 * d * log_2pi + log_det
+
+
+FLOAT32_CONSTANTS = [
+    ("6.3 D * torch.log(torch.tensor(256.))", "check_bits_per_dim", _bits_per_dim_f32_constant),
+    ("6.2 torch.log(torch.tensor(1 - 2a))", "check_logit_transform", _logit_f32_constant),
+    ("7.3 hit.float().mean().item()", "check_gap_mass", _gap_mass_float_mean),
+    ("8.4 torch.log(torch.tensor(K))", "check_iw_bound", _iw_bound_f32_log_k),
+    ("5.1 torch.log(torch.tensor(2 * torch.pi))", "check_flow_log_prob", _log_prob_f32_2pi),
+]
+
+
+@pytest.mark.parametrize("case", FLOAT32_CONSTANTS, ids=[c[0] for c in FLOAT32_CONSTANTS])
+def test_a_float32_constant_in_a_right_formula_passes(case, capsys) -> None:
+    # issue 27: these right answers were rejected with a message showing the expected value
+    _, name, fn = case
+    ok = getattr(checkers, name)(fn)
+    out = capsys.readouterr().out
+    assert ok is True, out

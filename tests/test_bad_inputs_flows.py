@@ -40,8 +40,9 @@ from coursekit.flows import (
     squeeze,
     unsqueeze,
 )
+from coursekit.flows.checkpoint import read_checkpoint
 from coursekit.practice import ZukoDensity
-from coursekit.pretrained import load_pretrained_mnist
+from coursekit.pretrained import MNIST_CHECKPOINT, load_pretrained_mnist
 from coursekit.train_mnist_checks import UsageError
 from coursekit.training import TrainingDivergedError, fit
 from coursekit.training_run import Callback, fit_run
@@ -599,6 +600,18 @@ CHECKPOINTS = [
         r"^map_location: ",
     ),
     Bad(
+        "ImageRealNVP.load of the shipped file on cuda:63 (a device check, not 'corrupt')",
+        lambda: ImageRealNVP.load(MNIST_CHECKPOINT, map_location="cuda:63"),
+        ValueError,
+        r"^map_location: 'cuda:63' ",
+    ),
+    Bad(
+        "read_checkpoint map_location an int",
+        lambda: read_checkpoint(MNIST_CHECKPOINT, map_location=0),
+        TypeError,
+        r"^map_location: ",
+    ),
+    Bad(
         "load_pretrained_mnist path an int",
         lambda: load_pretrained_mnist(path=3),
         TypeError,
@@ -904,6 +917,7 @@ FLAGS = [
     ("--clip-grad 0 (trained nothing before)", None, ["--clip-grad", "0"], r"^--clip-grad: "),
     ("--clip-grad -1 (ascended before)", None, ["--clip-grad", "-1"], r"^--clip-grad: "),
     ("--clip-grad nan", None, ["--clip-grad", "nan"], r"^--clip-grad: "),
+    ("--clip-grad 1e300 (unbounded before)", None, ["--clip-grad", "1e300"], r"^--clip-grad: "),
     (
         "--max-minutes -1 (untrained model before)",
         None,
@@ -936,6 +950,12 @@ FLAGS = [
     ("--max-bpd 8", None, ["--max-bpd", "8"], r"^--max-bpd: .*above 8"),
     ("--max-bpd inf", None, ["--max-bpd", "inf"], r"^--max-bpd: "),
     ("--checkpoint-every -1", None, ["--checkpoint-every", "-1"], r"^--checkpoint-every: "),
+    (
+        "--checkpoint-every 10**30 (unbounded before)",
+        None,
+        ["--checkpoint-every", str(10**30)],
+        r"^--checkpoint-every: ",
+    ),
     ("--eval-every 0", None, ["--eval-every", "0"], r"^--eval-every: "),
     ("--eval-images 0", None, ["--eval-images", "0"], r"^--eval-images: "),
     (

@@ -189,8 +189,8 @@ def test_triangular_gaussian(capsys):
         return tri(x.flip(1), s2, s1, rho).flip(1)
 
     rejects(capsys, ck.check_triangular_gaussian, upper, hint="MARGINAL")
-    rejects(capsys, ck.check_triangular_gaussian, lambda x, s1, s2, r: tri(x, s1, s2, r).float(),
-            hint="float64")  # fmt: skip
+    # a right map returned in float32 is right to float32 precision: passes
+    accepts(capsys, ck.check_triangular_gaussian, lambda x, s1, s2, r: tri(x, s1, s2, r).float())
     rejects(capsys, ck.check_triangular_gaussian, lambda x, s1, s2, r: x.numpy(),
             hint="torch.Tensor")  # fmt: skip
 

@@ -152,6 +152,16 @@ def test_one_solution_notebook_per_lecture():
     assert [p.name[:2] for p in NOTEBOOKS][:8] == ["01", "02", "03", "04", "05", "06", "07", "08"]
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_solution_code_finds_files_through_coursekit_not_relative_paths(path):
+    # issue 27: a copied notebook, or one run from another folder, must still find data and
+    # benchmark results (7.5 read ../benchmarks/flows_in_practice.json)
+    relative = re.compile(r"""Path\(\s*["']\.\.["']|["']\.\./""")
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            assert not relative.search(cell.source), (path.name, cell.source[:200])
+
+
 def test_exercises_directory_is_in_sync_with_the_generator():
     problems = build(SOLUTIONS, EXERCISES, check=True)
     assert problems == [], "run `python -m coursekit.exercises build`:\n" + "\n".join(problems)

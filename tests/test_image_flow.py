@@ -325,11 +325,11 @@ def test_model_with_actnorm_initialize_round_trip_and_log_det():
     assert_model_is_exact(model, x[:3])
     with pytest.raises(ValueError, match="at least 2"):
         model.initialize(x[:1])
-    # without ActNorm, initialize changes nothing and the config has no actnorm key
+    # without ActNorm, initialize changes nothing and the config records actnorm=False
     plain = ImageRealNVP(**TINY)
     before = {k: v.clone() for k, v in plain.state_dict().items()}
     plain.initialize(images01(4, dtype=torch.float32))
-    assert "actnorm" not in plain.config
+    assert plain.config["actnorm"] is False
     assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())
 
 
@@ -423,9 +423,12 @@ def test_relu_conditioners_and_glow_steps_only_at_the_last_scale():
     assert [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
     assert not [m for m in model.modules() if isinstance(m, torch.nn.SiLU)]
     assert_trained_model_is_exact_and_rebuilds(model, images01(32, seed=9))
-    # defaults are not recorded, so older checkpoints keep their config
+    # a config records every field, defaults included; a partial (older) config takes the
+    # constructor's defaults for the fields it lacks
     default = ImageRealNVP(**dict(cfg, n_final_checker=None, activation="silu"))
-    assert "activation" not in default.config and "n_final_checker" not in default.config
+    assert default.config["activation"] == "silu" and default.config["n_final_checker"] is None
+    partial = {k: v for k, v in default.config.items() if k not in ("activation", "split_prior")}
+    assert ImageRealNVP(**partial).config == dict(default.config, split_prior=False)
     with pytest.raises(ValueError, match="activation: expected one of"):
         ImageRealNVP(**dict(cfg, activation="tanh"))
     with pytest.raises(ValueError, match="n_final_checker: expected an integer >= 0"):

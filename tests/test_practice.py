@@ -14,7 +14,7 @@ from coursekit.datasets import four_modes, modes
 from coursekit.flows import RealNVP
 from coursekit.flows.base import standard_normal_log_prob
 from coursekit.grid import integrate_on_grid, make_grid
-from coursekit.metrics import kl_to_target
+from coursekit.metrics import kl_to_target, kl_with_se
 from coursekit.practice import (
     FLOW_NAMES,
     Estimate,
@@ -22,7 +22,6 @@ from coursekit.practice import (
     build_flow,
     gap_mass,
     gap_region,
-    kl_with_se,
     parameter_count,
     summarise,
     summarise_runs,

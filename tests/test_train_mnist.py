@@ -33,6 +33,8 @@ TINY_CONFIG = dict(
     invconv=True,
     block_kernel=1,
     split_prior=True,
+    n_final_checker=None,
+    activation="silu",
 )  # the shipped model's family (DEFAULT_CONFIG), tiny
 
 

@@ -67,10 +67,25 @@ class _Run:
         return TimeLimitReached(self.expired or "cpu", self.cpu_used, self.wall_used)
 
     def tracer(self, frame: FrameType, event: str, arg: Any) -> Any:
-        """Trace function on the student's frames once time is up: every event raises."""
-        if self.active and frame.f_code.co_filename != __file__:
+        """Trace function on the student's frames once time is up: every new line or call
+        raises. An ``exception`` event does not: a trace function that raises is switched
+        off by Python, and the ``except`` line that follows must still see it and raise
+        there, outside the ``try`` whose handler would swallow the stop."""
+        if (
+            self.active
+            and (event in ("line", "call") or not self.main)
+            and frame.f_code.co_filename != __file__
+        ):
             raise self.stop()
         return self.tracer
+
+    def profiler(self, frame: FrameType, event: str, arg: Any) -> None:
+        """Profile function once time is up: never raises (so Python keeps it), and switches
+        the trace back on at every call or return, after a raise of :meth:`tracer` turned it
+        off — so a handler that swallows one stop meets the next at its next line."""
+        if self.active and sys.gettrace() != self.tracer:
+            sys.settrace(self.tracer)
+            _trace_stack(self, frame)
 
 
 #: the limited call in progress in the main thread (None between calls).
@@ -95,6 +110,7 @@ def _handler(signum: int, frame: FrameType | None) -> None:
             _PREVIOUS_HANDLER(signum, frame)
         return
     sys.settrace(run.tracer)
+    sys.setprofile(run.profiler)
     _trace_stack(run, frame)
     if frame is not None and frame.f_code.co_filename == __file__:
         return  # between two lines of run_limited: it sees `expired` and stops the call
@@ -173,7 +189,7 @@ def run_limited(
     global _MAIN_RUN
     wall = 10.0 * limit + 10.0 if wall_limit is None else wall_limit
     run = _Run(limit, wall)
-    old_trace = sys.gettrace()
+    old_trace, old_profile = sys.gettrace(), sys.getprofile()
     outer = None
     if run.main:
         run.main = _install_handler()
@@ -187,12 +203,12 @@ def run_limited(
         try:
             result = fn(*args, **kwargs)
         finally:
-            _finish(run, watchdog, old_trace)
+            _finish(run, watchdog, old_trace, old_profile)
     except TimeLimitReached:
-        _finish(run, watchdog, old_trace)
+        _finish(run, watchdog, old_trace, old_profile)
         raise run.stop() from None
     finally:
-        _finish(run, watchdog, old_trace)
+        _finish(run, watchdog, old_trace, old_profile)
         if threading.current_thread() is threading.main_thread():
             _MAIN_RUN = outer
     if run.expired is not None:
@@ -200,7 +216,7 @@ def run_limited(
     return result
 
 
-def _finish(run: _Run, watchdog: threading.Thread, old_trace: Any) -> None:
+def _finish(run: _Run, watchdog: threading.Thread, old_trace: Any, old_profile: Any) -> None:
     """Stop the watchdog and the tracing (idempotent: called again if interrupted)."""
     with run.lock:
         run.active = False
@@ -208,6 +224,7 @@ def _finish(run: _Run, watchdog: threading.Thread, old_trace: Any) -> None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(run.thread), None)
     run.done.set()
     sys.settrace(old_trace)
+    sys.setprofile(old_profile)
     if watchdog.is_alive() and watchdog is not threading.current_thread():
         watchdog.join()
     run.cpu_used = time.process_time() - run.cpu0

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from coursekit._files import atomic_write
+from coursekit.device import check_map_location
 
 
 class CheckpointError(ValueError):
@@ -32,13 +33,17 @@ def atomic_save(obj: object, path: str | Path) -> None:
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` as a dict.
+    """``torch.load(path, weights_only=True)`` as a dict, on ``map_location``.
 
     Raises:
+        TypeError, ValueError: naming ``map_location`` when it is not a device this machine
+            has (:func:`coursekit.device.check_map_location`), before the file is read, so that
+            a good file is never called corrupt because its device is missing.
         CheckpointError: naming ``path`` when the file does not exist, is empty, is truncated
             or corrupt (torch cannot read it), holds objects other than tensors and plain
             containers, or is not a dict.
     """
+    map_location = check_map_location(map_location)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint file there")

@@ -273,9 +273,6 @@ class DequantizedImageFlow(nn.Module):
         """Rebuild a pair saved by :meth:`save` (an ``ImageRealNVP`` and its dequantizer);
         a :class:`~coursekit.flows.checkpoint.CheckpointError` names ``path`` if it cannot;
         ``map_location`` must be a device this machine has (``ValueError`` naming it)."""
-        from coursekit.pretrained import check_map_location  # it imports the flows
-
-        map_location = check_map_location(map_location)
         return model_from_checkpoint(
             _pair_from_config, read_checkpoint(path, map_location), str(path)
         )

@@ -75,22 +75,11 @@ def _check_init_images(x: Tensor) -> None:
         )
 
 
-#: options that a config records only when they differ from these values, so that the
-#: checkpoints saved before the options existed keep their config
-_LATER_OPTIONS = dict(
-    actnorm=False,
-    invconv=False,
-    block_kernel=3,
-    split_prior=False,
-    n_final_checker=None,
-    activation="silu",
-)
-
-
 def _config(base: dict, **options: object) -> dict:
-    """:attr:`ImageRealNVP.config`: ``base`` and the options of :data:`_LATER_OPTIONS` that
-    differ from their value there."""
-    return {**base, **{k: v for k, v in options.items() if v != _LATER_OPTIONS[k]}}
+    """:attr:`ImageRealNVP.config`: every constructor argument, ``base`` then ``options``
+    (a config records every field; an older checkpoint's missing fields take the
+    constructor's defaults, the values it was trained with)."""
+    return {**base, **options}
 
 
 def _check_structure(

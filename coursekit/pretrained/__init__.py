@@ -27,40 +27,6 @@ def pretrained_mnist_metadata() -> dict:
     return json.loads(MNIST_METADATA.read_text())
 
 
-def check_map_location(value: object, name: str = "map_location") -> torch.device:
-    """``value`` (a device name such as ``"cpu"`` or ``"cuda:0"``, or a ``torch.device``) as a
-    ``torch.device`` that this machine has: ``TypeError`` for another type, ``ValueError``
-    naming ``name`` for an unknown name or a device that is not available here (so that a
-    good file is never called corrupt because the device is missing)."""
-    if not isinstance(value, str | torch.device):
-        raise TypeError(
-            f"{name}: expected a device name such as 'cpu' or 'cuda', or a torch.device, "
-            f"got {type(value).__name__}"
-        )
-    try:
-        device = torch.device(value)
-    except RuntimeError:
-        raise ValueError(
-            f"{name}: expected a device name such as 'cpu' or 'cuda:0', got {value!r}"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"{name}: {value!r} asks for CUDA, which this machine does not have; load with "
-            "map_location='cpu' (the default)"
-        )
-    if device.type == "cuda" and device.index is not None:
-        if device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"{name}: {value!r}, but this machine has {torch.cuda.device_count()} CUDA "
-                "device(s)"
-            )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"{name}: {value!r} asks for MPS, which this machine does not have")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"{name}: expected 'cpu', 'cuda' or 'mps', got {value!r}")
-    return device
-
-
 def load_pretrained_mnist(
     path: str | Path | None = None, map_location: str | torch.device = "cpu"
 ) -> ImageRealNVP:
@@ -73,10 +39,9 @@ def load_pretrained_mnist(
 
     Args:
         path: another checkpoint saved by :meth:`ImageRealNVP.save` (default: the shipped one).
-        map_location: device to load the weights on (:func:`check_map_location`: one this
-            machine has).
+        map_location: device to load the weights on: one this machine has, checked before the
+            file is read (:func:`coursekit.device.check_map_location`).
     """
-    map_location = check_map_location(map_location)
     if path is not None and not isinstance(path, str | os.PathLike):
         raise TypeError(f"path: expected a file path (str or Path), got {type(path).__name__}")
     target = Path(path) if path is not None else MNIST_CHECKPOINT
