@@ -69,15 +69,12 @@ def _load(replace: tuple[str, str] | None = None) -> dict:
         assert old in source, old
         source = source.replace(old, new)
 
-    def flow_log_prob(z, log_det):
-        return -0.5 * (z**2).sum(dim=1) - 0.5 * z.shape[1] * math.log(2 * math.pi) + log_det
-
-    ns = {"torch": torch, "nn": nn, "math": math, "flow_log_prob": flow_log_prob}
+    ns = {"torch": torch, "nn": nn, "math": math}
     exec(compile(source, str(SOLUTION_05), "exec"), ns)
     return ns
 
 
-LOSS = "loss = -flow_log_prob(z, log_det).mean()"
+LOSS = "loss = -log_px.mean()"
 WRONG = {
     "same mask": (
         "masks = [torch.tensor([i % 2 == 0, i % 2 == 1]) for i in range(n_layers)]",
@@ -86,8 +83,8 @@ WRONG = {
     ),
     "detached loss": (LOSS, LOSS + ".detach().requires_grad_()", "detached"),
     "detached loss (raises)": (LOSS, LOSS + ".detach()", "detached"),
-    "sign error": (LOSS, "loss = flow_log_prob(z, log_det).mean()", "sign error"),
-    "sum, not mean": (LOSS, "loss = -flow_log_prob(z, log_det).sum()", "sums over the batch"),
+    "sign error": (LOSS, "loss = log_px.mean()", "sign error"),
+    "sum, not mean": (LOSS, "loss = -log_px.sum()", "sums over the batch"),
     "no zero_grad": ("        optimizer.zero_grad()\n", "", "zero_grad"),
     "input modified in place": (
         "    z = x.clone()\n    z[:, ~mask] = x2",
