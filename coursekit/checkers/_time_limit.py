@@ -12,9 +12,13 @@ two clocks from the start of the call:
 When a clock runs out the watchdog interrupts the function: in the main thread (a script,
 pytest, a Jupyter kernel) by a signal sent to that thread, which also wakes a blocking call;
 elsewhere by an asynchronous exception. The interruption raises :class:`TimeLimitReached`, a
-``BaseException``, and from then on *every line* the student's code runs raises it again (a
+``BaseException``, and from then on every line the student's code runs raises it again (a
 trace function is installed on the student's frames), so ``while True: try: … except: pass``
-is stopped too: the ``pass`` of the ``except`` clause raises outside its ``try``.
+is stopped too: the ``except`` line itself raises, outside its ``try``. Python switches a trace
+function off once it has raised; a profile hook switches it back on at the next call, and the
+watchdog repeats the interruption every 50 ms, so a loop that swallows one stop meets the next.
+(The one loop this cannot stop is one that calls no function at all and catches
+``BaseException`` in two nested handlers: only a separate process could.)
 
 Nothing outlives a call: the watchdog is joined before :func:`run_limited` returns, the trace
 function is removed (a previous one, e.g. a coverage tool's, is put back), and the signal
