@@ -5,6 +5,7 @@ hint (one printed line, no traceback)."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import nbformat
@@ -14,6 +15,7 @@ from _checker_runs import accepts, rejects, run
 from torch import nn
 
 import coursekit.checkers as ck
+from coursekit.checkers import _common, ch05_train
 from coursekit.checkers.ch04 import mask_stacks, measured_untouched
 
 SOLUTION_05 = Path(__file__).resolve().parents[1] / "solutions" / "05_realnvp_toy.ipynb"
@@ -137,3 +139,23 @@ def test_ch05_build_and_train_accepts_right_answers_within_the_cpu_budget(capsys
     ns = _load(RIGHT[name])
     out = accepts(capsys, ck.check_build_and_train, ns["build_flow"], ns["train"])
     assert "KL(p ‖ p_θ) =" in out
+
+
+def test_ch05_training_limit_counts_cpu_time_not_the_wall_clock(monkeypatch):
+    """Issue 27: a 60 s wall-clock watchdog stopped a right loop on a loaded machine. A train
+    that waits (no CPU) longer than the CPU limit is not stopped; one that computes is, and
+    the hint says CPU time."""
+    monkeypatch.setattr(ch05_train, "MAX_CPU_SECONDS", 0.3)
+    flow = nn.Linear(2, 2)
+
+    def waits(flow, sampler, steps):
+        time.sleep(0.6)
+
+    assert ch05_train.train_with_cpu_limit(waits, flow) < 0.3
+
+    def computes(flow, sampler, steps):
+        while True:
+            sum(range(1000))
+
+    with pytest.raises(_common.Hint, match="s of CPU time"):
+        ch05_train.train_with_cpu_limit(computes, flow)
