@@ -51,7 +51,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "6.3": ("06", "Bits per dimension, every term counted"),
     "6.4": ("06", "3. The image RealNVP"),
     "6.5": ("06", "3. The image RealNVP"),
-    "6.6": ("06", "8. Are the samples copies of training images?"),
+    "6.6": ("06", "7. Are the samples copies of training images?"),
     "7.1": ("07", "1. A zuko flow, read with the course's vocabulary"),
     "7.2": ("07", "1. A zuko flow, read with the course's vocabulary"),
     "7.3": ("07", "4. Filaments, measured"),

@@ -224,7 +224,7 @@ def check_actnorm(fn: Callable) -> str:
 def check_nearest_distances(fn: Callable) -> str:
     """``fn(queries, images) -> (q,)``: for each row of ``queries`` (q, D), the Euclidean
     distance to the closest row of ``images`` (N, D)."""
-    see = "see notebook 06, section 8, 'Are the samples copies of training images?'"
+    see = "see notebook 06, section 7, 'Are the samples copies of training images?'"
     imgs = synthetic_images(n=40, size=6, seed=3).flatten(1).to(torch.float64) / 255
     queries = torch.cat([imgs[[3, 17]], imgs[:4] * 0.7 + 0.1])
     q_in, i_in = queries.clone(), imgs.clone()
