@@ -50,7 +50,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "6.2": ("06", "2. From integer pixels to a density: dequantize, scale, logit"),
     "6.3": ("06", "Bits per dimension, every term counted"),
     "6.4": ("06", "3. The image RealNVP"),
-    "6.5": ("06", "3. The image RealNVP"),
+    "6.5": ("08", "2. Glow's additions"),
     "6.6": ("06", "7. Are the samples copies of training images?"),
     "7.1": ("07", "1. A zuko flow, read with the course's vocabulary"),
     "7.2": ("07", "1. A zuko flow, read with the course's vocabulary"),

@@ -186,7 +186,7 @@ def check_actnorm(fn: Callable) -> str:
     """``fn(x, loc, log_scale) -> (z, log_det)`` for a per-channel ActNorm: ``x`` (B, C, H, W),
     ``loc`` and ``log_scale`` (1, C, 1, 1); ``z = (x − loc)·exp(−log_scale)`` and
     ``log_det = −H·W·Σ_c log_scale_c`` for every sample, shape (B,)."""
-    see = "see notebook 06, section 3, 'The image RealNVP' (ActNorm)"
+    see = "see notebook 08, section 2, 'Glow's additions' (ActNorm)"
     g = torch.Generator().manual_seed(6)
     x = torch.randn(5, 3, 4, 6, generator=g, dtype=torch.float64)
     loc = torch.randn(1, 3, 1, 1, generator=g, dtype=torch.float64)
