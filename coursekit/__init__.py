@@ -33,6 +33,7 @@ Modules:
   :mod:`~coursekit.flows.coupling` (eq. 12, ``AffineCoupling``),
   :mod:`~coursekit.flows.nets` (conditioner networks),
   :mod:`~coursekit.flows.realnvp` (``RealNVP`` on vectors),
+  :mod:`~coursekit.flows.flattened` (a vector flow on flattened images),
   :mod:`~coursekit.flows.image_coupling` (checkerboard and channel couplings, squeeze),
   :mod:`~coursekit.flows.glow` (``ActNorm``, ``InvertibleConv1x1``),
   :mod:`~coursekit.flows.multiscale` (one scale of the multi-scale architecture),

@@ -76,7 +76,7 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
     "6.2": ("06", "2. From integer pixels to a density: dequantize, scale, logit", "logit"),
     "6.3": ("06", "Bits per dimension, every term counted", "bits"),
     "6.4": ("06", "Squeeze", "squeeze"),
-    "6.5": ("03", "2. A linear map of a Gaussian", "det"),
+    "6.5": ("08", "2. Glow's additions", "convolution"),
     "6.6": ("06", "Checkerboard coupling", "mask"),
     "7.1": ("07", "5. Which flow when: density or sampling speed", "autoregressive"),
     "7.2": ("07", "1. A zuko flow, read with the course's vocabulary", "sample"),
