@@ -346,7 +346,7 @@ def _compose(layers, x, mode="ok"):
 def test_ch04_compose(capsys):
     accepts(capsys, ck.check_compose, _compose)
     rejects(capsys, ck.check_compose, lambda *a: _compose(*a, mode="reversed"), hint="wrong order")
-    rejects(capsys, ck.check_compose, lambda *a: _compose(*a, mode="at_x"), hint="x_{i−1}")
+    rejects(capsys, ck.check_compose, lambda *a: _compose(*a, mode="at_x"), hint="x_(i−1)")
 
 
 def test_ch04_jacobian_zeros(capsys):

@@ -103,7 +103,7 @@ def check_maf_inverse(fn: Callable) -> str:
             one_pass = (z - b_z) * torch.exp(-a_z)
             if passes == 1 or matches(x, one_pass):
                 raise Hint(
-                    "one pass cannot invert a MAF layer: a_i and b_i depend on x_1 … x_{i−1}, "
+                    "one pass cannot invert a MAF layer: a_i and b_i depend on x_1 … x_(i−1), "
                     "which you only know once computed — compute x one coordinate per pass, "
                     f"D = {dim} passes of the conditioner, each on the x built so far"
                 )
