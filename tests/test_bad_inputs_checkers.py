@@ -121,12 +121,12 @@ def _log_logistic(x):
     return F.logsigmoid(x) + F.logsigmoid(-x)
 
 
-def _coupling(x, mask, s_net, t_net):
+def _coupling(x, mask, scale_net, t_net):
     x1 = x[:, mask]
-    s, t = s_net(x1), t_net(x1)
+    sigma, t = F.softplus(scale_net(x1)), t_net(x1)
     z = x.clone()
-    z[:, ~mask] = x[:, ~mask] * torch.exp(s) + t
-    return z, s.sum(1)
+    z[:, ~mask] = x[:, ~mask] * sigma + t
+    return z, sigma.log().sum(1)
 
 
 def _coupling_mask_negated_in_place(x, mask, s_net, t_net):
@@ -134,10 +134,10 @@ def _coupling_mask_negated_in_place(x, mask, s_net, t_net):
     reference survives."""
     mask.logical_not_()  # now True = changed part
     x1 = x[:, ~mask]
-    s, t = s_net(x1), t_net(x1)
+    sigma, t = F.softplus(s_net(x1)), t_net(x1)
     z = x.clone()
-    z[:, mask] = x[:, mask] * torch.exp(s) + t
-    return z, s.sum(1)
+    z[:, mask] = x[:, mask] * sigma + t
+    return z, sigma.log().sum(1)
 
 
 def _nll(flow, x, mean, std):

@@ -16,7 +16,7 @@ from torch import nn
 
 import coursekit.checkers as ck
 from coursekit.checkers import _common, ch05_train
-from coursekit.checkers.ch04 import mask_stacks, measured_untouched
+from coursekit.checkers.ch04_structure import mask_stacks, measured_untouched
 
 SOLUTION_05 = Path(__file__).resolve().parents[1] / "solutions" / "05_realnvp_toy.ipynb"
 BEGIN = "### BEGIN SOLUTION Exercise 5.6: build and train your own RealNVP"

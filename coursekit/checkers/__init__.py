@@ -5,9 +5,9 @@ what is wrong (never the solution, never a traceback), or ``Exercise N.M: not do
 while the exercise still raises ``NotImplementedError``. It returns True on a pass. It never
 raises, whatever the student's function returns, and stops a function that runs longer than
 60 s (:func:`set_time_limit` changes the limit).
-One module per chapter, :mod:`.ch01` … :mod:`.ch09` (chapter 5's build-and-train, 6's image
-layers and 8's importance-weighted bounds in :mod:`.ch05_train`, :mod:`.ch06_layers`,
-:mod:`.ch08_importance`).
+One module per chapter, :mod:`.ch01` … :mod:`.ch09` (chapter 4's structure questions, 5's
+build-and-train, 6's image layers and 8's importance-weighted bounds in :mod:`.ch04_structure`,
+:mod:`.ch05_train`, :mod:`.ch06_layers`, :mod:`.ch08_importance`).
 """
 
 from coursekit.checkers._common import (
@@ -42,13 +42,8 @@ from coursekit.checkers.ch03 import (
     check_transform_with_log_prob,
     check_triangular_log_det,
 )
-from coursekit.checkers.ch04 import (
-    check_compose,
-    check_coupling_forward,
-    check_coupling_inverse,
-    check_jacobian_zeros,
-    check_never_transformed,
-)
+from coursekit.checkers.ch04 import check_compose, check_coupling_forward, check_coupling_inverse
+from coursekit.checkers.ch04_structure import check_jacobian_zeros, check_never_transformed
 from coursekit.checkers.ch05 import (
     check_kl_from_nll,
     check_sample_with_log_prob,
