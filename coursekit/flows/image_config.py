@@ -27,6 +27,7 @@ from coursekit._validation import (
     per_scale,
 )
 from coursekit.flows.nets import activation_module
+from coursekit.flows.preprocessing import check_alpha
 
 #: The fields that hold one count per scale but the last: kept as an int when given as one.
 _PER_SCALE = ("n_checker", "n_channel")
@@ -56,14 +57,6 @@ def _check_activation(value: object) -> str:
         raise ArgumentTypeError(f"activation: expected a name such as 'silu', got {value!r}")
     activation_module(value)
     return value
-
-
-def _check_alpha(value: object) -> float:
-    """``alpha`` of the logit: a number in ``(0, 0.5)``."""
-    alpha = check_positive_float(value, "alpha")
-    if not alpha < 0.5:
-        raise ValueError(f"alpha: expected a number in (0, 0.5), got {value!r}")
-    return alpha
 
 
 @dataclass(frozen=True)
@@ -110,7 +103,7 @@ class ImageFlowConfig:
             "n_blocks": check_positive_int(self.n_blocks, "n_blocks"),
             "n_final": check_positive_int(self.n_final, "n_final"),
             "scale_bound": check_positive_float(self.scale_bound, "scale_bound"),
-            "alpha": _check_alpha(self.alpha),
+            "alpha": check_alpha(self.alpha),
             "block_kernel": _check_kernel(self.block_kernel),
             "activation": _check_activation(self.activation),
             **{name: _check_flag(getattr(self, name), name) for name in _FLAGS},
