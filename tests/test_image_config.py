@@ -55,10 +55,13 @@ CONFIGS = [
         block_kernel=3,
         split_prior=False,
     ),
+    ImageFlowConfig(
+        image_shape=(1, 4, 4), n_scales=1, hidden=4, n_checker=1, n_channel=(), n_final=1
+    ),
 ]
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=["shipped", "relu", "plain"])
+@pytest.mark.parametrize("config", CONFIGS, ids=["shipped", "relu", "plain", "one_scale"])
 def test_config_model_config_round_trip(config):
     with torch.device("meta"):  # no memory, no initialisation
         model = ImageRealNVP.from_config(config)

@@ -110,10 +110,12 @@ class ImageFlowConfig:
         }
         n = checked["n_scales"]
         checked["hidden"] = tuple(per_scale(self.hidden, "hidden", n, minimum=1, each="scale"))
-        for name in _PER_SCALE:
-            counts = per_scale(getattr(self, name), name, n - 1)
-            one = isinstance(getattr(self, name), numbers.Integral)
-            checked[name] = counts[0] if one else tuple(counts)
+        for name in _PER_SCALE:  # an int stays an int (the same at each scale but the last)
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                checked[name] = check_nonnegative_int(value, name)
+            else:
+                checked[name] = tuple(per_scale(value, name, n - 1))
         final = self.n_final_checker
         if final is not None and check_nonnegative_int(final, "n_final_checker") != self.n_final:
             checked["n_final_checker"] = int(final)
