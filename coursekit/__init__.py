@@ -78,7 +78,8 @@ Modules:
   :mod:`~coursekit.checkers.ch08` (:mod:`~coursekit.checkers.ch02`,
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
   :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_train`,
-  :mod:`~coursekit.checkers.ch06`, :mod:`~coursekit.checkers.ch07`),
+  :mod:`~coursekit.checkers.ch06`, :mod:`~coursekit.checkers.ch06_layers`,
+  :mod:`~coursekit.checkers.ch07`, :mod:`~coursekit.checkers.ch08_importance`),
   on :mod:`~coursekit.checkers._common`,
   :mod:`~coursekit.checkers._inputs`,
   :mod:`~coursekit.checkers._sections` (where each exercise's idea is taught) and

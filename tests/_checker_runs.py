@@ -5,8 +5,12 @@ Shared by the checker test files (``from _checker_runs import accepts, rejects, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
+
+#: LaTeX source a student should never see in a hint: $…$, \command, ^{…} or _{…}.
+LATEX = re.compile(r"\$|\\[A-Za-z]+|[_^]\{")
 
 
 def run(capsys: Any, checker: Callable[..., bool], *fns: Any) -> tuple[bool, str]:
@@ -15,6 +19,7 @@ def run(capsys: Any, checker: Callable[..., bool], *fns: Any) -> tuple[bool, str
     out = capsys.readouterr().out
     assert out.count("\n") == 1, out
     assert "Traceback" not in out
+    assert not LATEX.search(out), f"LaTeX source in a printed line: {out}"
     return ok, out
 
 

@@ -1,6 +1,7 @@
 """Every checker's hint names the lecture notebook and section that teach the idea: the table
 ``coursekit.checkers._sections.SECTIONS`` covers every exercise, names real headings of real
-notebooks, and the checker decorator appends its pointer to a ❌ hint exactly once."""
+notebooks whose text mentions the exercise's key term, and the checker decorator appends its
+pointer, in plain text (no LaTeX), to a ❌ hint exactly once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 
 import coursekit.checkers as ck
 from coursekit.checkers._common import EXERCISES
-from coursekit.checkers._sections import SECTIONS, pointer, with_pointer
+from coursekit.checkers._sections import SECTIONS, plain, pointer, section_text, with_pointer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,13 +47,43 @@ def test_every_registered_exercise_has_a_section_and_no_entry_is_stale():
 
 @pytest.mark.parametrize("exercise", sorted(SECTIONS))
 def test_each_section_is_a_heading_of_its_lecture_notebook(exercise):
-    number, title = SECTIONS[exercise]
+    number, title, _ = SECTIONS[exercise]
     assert re.fullmatch(r"\d{2}", number), number
     assert title in headings(lecture(number)), (exercise, number, title)
 
 
+@pytest.mark.parametrize("exercise", sorted(SECTIONS))
+def test_each_pointed_section_mentions_the_key_term_of_its_exercise(exercise):
+    number, title, term = SECTIONS[exercise]
+    cells = json.loads(lecture(number).read_text(encoding="utf-8"))["cells"]
+    text = section_text(cells, title)
+    assert text.strip(), (exercise, title)
+    assert term.lower() in text.lower(), (exercise, title, term)
+
+
+def test_section_text_stops_at_the_next_heading_of_the_same_level():
+    cells = [
+        {"cell_type": "markdown", "source": "## A\nalpha\n### A.1\nbeta"},
+        {"cell_type": "code", "source": "gamma = 1"},
+        {"cell_type": "markdown", "source": "## B\ndelta"},
+    ]
+    assert section_text(cells, "A").split() == ["alpha", "###", "A.1", "beta", "gamma", "=", "1"]
+    assert section_text(cells, "A.1").split() == ["beta", "gamma", "=", "1"]
+    assert section_text(cells, "B").split() == ["delta"]
+    assert section_text(cells, "C") == ""
+
+
+def test_pointers_are_plain_text():
+    assert plain(r"How close? $D_{\mathrm{KL}}(p\,\|\,p_\theta)$ and `x`") == (
+        "How close? D_KL(p ‖ p_θ) and x"
+    )
+    for exercise in SECTIONS:
+        shown = pointer(exercise)
+        assert not re.search(r"[$\\`{}]", shown), shown
+
+
 def test_exercises_point_to_their_own_chapter_or_an_earlier_one():
-    for exercise, (number, _) in SECTIONS.items():
+    for exercise, (number, _, _) in SECTIONS.items():
         assert int(number) <= int(exercise.split(".")[0]), exercise
 
 
@@ -64,8 +95,8 @@ def run(capsys, checker, *fns) -> str:
 
 
 def expected(exercise: str) -> str:
-    number, title = SECTIONS[exercise]
-    return f"(see notebook {number}, section '{title}')"
+    number, title, _ = SECTIONS[exercise]
+    return f"(see notebook {number}, section '{plain(title)}')"
 
 
 def test_wrong_answers_print_the_notebook_and_section(capsys):

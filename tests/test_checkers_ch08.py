@@ -1,6 +1,7 @@
-"""Chapter 8 checkers accept the reference answers (and other right ones) and reject typical
-wrong ones with the intended hint (one printed line, no traceback); their references agree
-with the library (DequantizedImageFlow, importance_weighted_log_prob) and with autograd."""
+"""Chapter 8 checkers accept the reference answers and other right ones (another formula,
+float32 results, numpy) and reject typical wrong ones with the intended hint (one printed line,
+no traceback); their references agree with the library (DequantizedImageFlow,
+importance_weighted_log_prob) and with autograd."""
 
 from __future__ import annotations
 
@@ -18,18 +19,15 @@ from coursekit.checkers import _common
 from coursekit.checkers.ch08 import (
     SHAPE,
     elbo_reference,
-    iw_bound_reference,
-    iw_log_prob_reference,
     log_q_of_sigmoid_reference,
+    multiscale_log_prob_reference,
     random_dequantized_flow,
-    split_levels_reference,
 )
+from coursekit.checkers.ch08_importance import iw_bound_reference, iw_log_prob_reference
 from coursekit.flows import (
     DequantizedImageFlow,
     importance_weighted_log_prob,
-    squeeze,
     standard_normal_log_prob,
-    unsqueeze,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,7 +47,7 @@ def test_chapter_8_has_five_exercises_and_not_done_is_reported(capsys):
     def untouched(*args):
         raise NotImplementedError("Exercise 8.1")
 
-    ok, out = run(capsys, ck.check_split_levels, untouched)
+    ok, out = run(capsys, ck.check_multiscale_log_prob, untouched)
     assert ok is False and out.startswith("Exercise 8.1: not done yet")
     ok, out = run(capsys, ck.check_iw_bound, lambda log_w: 1 / 0)
     assert ok is False and "ZeroDivisionError" in out
@@ -58,65 +56,78 @@ def test_chapter_8_has_five_exercises_and_not_done_is_reported(capsys):
 # ----------------------------------------------------------------------------- 8.1
 
 
-def join_levels(levels):
-    x = levels[-1]
-    for factored_out in reversed(levels[:-1]):
-        x = unsqueeze(torch.cat([x, factored_out], dim=1))
-    return x
+def _ms(levels, priors, log_det, mode="ok"):
+    total = log_det + standard_normal_log_prob(levels[-1])
+    for z, (mean, log_scale) in zip(levels[:-1], priors, strict=True):
+        eps = (z - mean) * torch.exp(-log_scale)
+        ld = -log_scale.flatten(1).sum(1)
+        if mode == "no_jac":
+            ld = 0
+        elif mode == "jac_sign":
+            ld = -ld
+        elif mode == "variance":
+            ld = 2 * ld
+        elif mode == "standard":
+            eps, ld = z, 0
+        total = total + standard_normal_log_prob(eps) + ld
+    return total - log_det if mode == "no_log_det" else total
 
 
-def test_split_levels_reference_is_a_permutation_undone_by_join():
-    z = torch.randn(3, 1, 28, 28, dtype=torch.float64)
-    levels = split_levels_reference(z, 3)
-    assert [tuple(v.shape[1:]) for v in levels] == [(2, 14, 14), (4, 7, 7), (4, 7, 7)]
-    assert torch.equal(join_levels(levels), z)
-    per_level = sum(standard_normal_log_prob(v) for v in levels)
-    assert torch.allclose(per_level, standard_normal_log_prob(z), rtol=0, atol=1e-10)
+def _ms_normal(levels, priors, log_det):
+    total = log_det + torch.distributions.Normal(0.0, 1.0).log_prob(levels[-1]).sum((1, 2, 3))
+    for z, (m, s) in zip(levels[:-1], priors, strict=True):  # the factored-out levels
+        total = total + torch.distributions.Normal(m, s.exp()).log_prob(z).flatten(1).sum(1)
+    return total
 
 
-def split_levels(z, n_scales, swap=False, reshape=False, keep_last=True, reverse=False):
-    levels, x = [], z
-    for _ in range(n_scales - 1):
-        b, c, h, w = x.shape
-        y = x.reshape(b, 4 * c, h // 2, w // 2) if reshape else squeeze(x)
-        kept, factored_out = y.chunk(2, dim=1)
-        if swap:
-            kept, factored_out = factored_out, kept
-        levels.append(factored_out)
-        x = kept
-    levels = levels + [x] if keep_last else levels
-    return levels[::-1] if reverse else levels
+def _ms_float32_constant(levels, priors, log_det):
+    log_2pi = torch.log(torch.tensor(2 * torch.pi))
+    total = log_det.clone()
+    prior_list = list(priors) + [(torch.zeros_like(levels[-1]), torch.zeros_like(levels[-1]))]
+    for z, (m, s) in zip(levels, prior_list, strict=True):
+        per = -0.5 * ((z - m) / s.exp()) ** 2 - s - 0.5 * log_2pi
+        total = total + per.sum(dim=(1, 2, 3))
+    return total.numpy()
 
 
-def test_split_levels(capsys):
-    accepts(capsys, ck.check_split_levels, split_levels)
-    accepts(capsys, ck.check_split_levels, lambda z, n: tuple(split_levels(z, n)))
-    rejects(capsys, ck.check_split_levels, lambda z, n: split_levels(z, n, swap=True),
-            hint="the halves are swapped")  # fmt: skip
-    rejects(capsys, ck.check_split_levels, lambda z, n: split_levels(z, n, reshape=True),
-            hint="a plain reshape is not a squeeze")  # fmt: skip
-    rejects(capsys, ck.check_split_levels, lambda z, n: split_levels(z, n, reverse=True),
-            hint="reverse order")  # fmt: skip
-    rejects(capsys, ck.check_split_levels, lambda z, n: split_levels(z, n, keep_last=False),
-            hint="the part kept after the last split is a level too")  # fmt: skip
-    rejects(capsys, ck.check_split_levels, lambda z, n: list(z.chunk(n, dim=1)),
-            hint="expected")  # fmt: skip
-    rejects(capsys, ck.check_split_levels, lambda z, n: squeeze(z), hint="list of tensors")
-    rejects(capsys, ck.check_split_levels, lambda z, n: [v.float() for v in split_levels(z, n)],
-            hint="float64")  # fmt: skip
+MULTISCALE_RIGHT = {
+    "standardise each level": _ms,
+    "torch.distributions.Normal": _ms_normal,
+    "float32 log(2π), numpy": _ms_float32_constant,
+}
+MULTISCALE_WRONG = {
+    "prior's Jacobian missing": (lambda *a: _ms(*a, mode="no_jac"), "its own log-det −Σ ℓ"),
+    "its sign": (lambda *a: _ms(*a, mode="jac_sign"), "sign"),
+    "log variance": (lambda *a: _ms(*a, mode="variance"), "not 2·Σ ℓ"),
+    "priors ignored": (lambda *a: _ms(*a, mode="standard"), "not N(0, I) here"),
+    "couplings' log-det missing": (lambda *a: _ms(*a, mode="no_log_det"), "add log_det"),
+    "coarsest level forgotten": (
+        lambda lv, pr, ld: _ms(lv, pr, ld) - standard_normal_log_prob(lv[-1]),
+        "counts too",
+    ),
+}
 
-    def in_place(z, n):
-        levels = split_levels(z, n)
-        z.mul_(2)
-        return levels
 
-    rejects(capsys, ck.check_split_levels, in_place, hint="in place")
+@pytest.mark.parametrize("name", list(MULTISCALE_RIGHT))
+def test_8_1_correct_answers_pass(capsys, name):
+    accepts(capsys, ck.check_multiscale_log_prob, MULTISCALE_RIGHT[name])
 
-    def last_level_negated(z, n):
-        levels = split_levels(z, n)
-        return levels[:-1] + [-levels[-1]]
 
-    rejects(capsys, ck.check_split_levels, last_level_negated, hint="level 3 holds the wrong")
+@pytest.mark.parametrize("name", list(MULTISCALE_WRONG))
+def test_8_1_wrong_answers_get_their_hint(capsys, name):
+    answer, hint = MULTISCALE_WRONG[name]
+    rejects(capsys, ck.check_multiscale_log_prob, answer, hint=hint)
+
+
+def test_8_1_reference_is_the_density_of_the_learned_prior_by_autograd():
+    z = torch.randn(3, 2, 2, 2, dtype=torch.float64)
+    mean, log_scale = 0.5 * torch.randn_like(z), 0.3 * torch.randn_like(z)
+    last = torch.randn(3, 2, 2, 2, dtype=torch.float64)
+    log_det = torch.randn(3, dtype=torch.float64)
+    got = multiscale_log_prob_reference([z, last], [(mean, log_scale)], log_det)
+    gaussian = torch.distributions.Normal(mean, log_scale.exp()).log_prob(z).sum((1, 2, 3))
+    want = gaussian + standard_normal_log_prob(last) + log_det
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- 8.2
@@ -165,8 +176,8 @@ def test_log_q_of_sigmoid(capsys):
     rejects(capsys, ck.check_log_q_of_sigmoid,
             lambda h, lq: log_q_of_sigmoid(h.clamp(-30, 30), lq),
             hint="right for moderate h, wrong for |h| up to 40")  # fmt: skip
-    # a right formula whose result is returned in float32 is right to float32 precision: passes
     accepts(capsys, ck.check_log_q_of_sigmoid, lambda h, lq: log_q_of_sigmoid(h, lq).float())
+    accepts(capsys, ck.check_log_q_of_sigmoid, lambda h, lq: log_q_of_sigmoid(h, lq).numpy())
 
 
 # ----------------------------------------------------------------------------- 8.3
@@ -219,7 +230,7 @@ def test_dequantized_elbo(capsys):
     rejects(capsys, ck.check_dequantized_elbo,
             lambda f, d, k, e: f.log_prob(k + d.transform(e, k)[0]) - d.transform(e, k)[1],
             hint="dequantized pixels divided by 256")  # fmt: skip
-    accepts(capsys, ck.check_dequantized_elbo, lambda *a: elbo(*a).float())  # float32 result
+    accepts(capsys, ck.check_dequantized_elbo, lambda *a: elbo(*a).float())
 
     def trains_the_flow(f, d, k, e):  # changing the given models cannot corrupt the reference
         with torch.no_grad():
@@ -227,7 +238,7 @@ def test_dequantized_elbo(capsys):
                 p.mul_(3)
         return elbo(f, d, k, e)
 
-    rejects(capsys, ck.check_dequantized_elbo, trains_the_flow, hint="the bound is log p_X")
+    rejects(capsys, ck.check_dequantized_elbo, trains_the_flow, hint="must not be trained")
 
 
 # ----------------------------------------------------------------------------- 8.4
@@ -252,7 +263,16 @@ def test_iw_bound(capsys):
             lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0]),
             hint="combine the K = 8 draws of each row")  # fmt: skip
     rejects(capsys, ck.check_iw_bound, lambda lw: lw - math.log(lw.shape[1]), hint="shape (n,)")
-    accepts(capsys, ck.check_iw_bound, lambda lw: iw_bound_reference(lw).float())  # float32 result
+    accepts(capsys, ck.check_iw_bound, lambda lw: iw_bound_reference(lw).float())
+    # issue 27: log K as a float32 tensor passes
+    accepts(capsys, ck.check_iw_bound,
+            lambda lw: torch.logsumexp(lw, 1) - torch.log(torch.tensor(lw.shape[1])))  # fmt: skip
+
+    def global_max(lw):  # issue 27: one shift for all rows
+        m = lw.max()
+        return m + torch.log(torch.exp(lw - m).mean(1))
+
+    rejects(capsys, ck.check_iw_bound, global_max, hint="its own maximum")
 
     def sub_in_place(lw):
         lw -= math.log(lw.shape[1])
@@ -326,5 +346,5 @@ def test_iw_log_prob(capsys):
         return torch.logsumexp(lp, 1) - math.log(len(e))
 
     rejects(capsys, ck.check_iw_log_prob, p_only, hint="each weight is p/q")
-    accepts(capsys, ck.check_iw_log_prob, lambda *a: iw_log_prob(*a).float())  # float32 result
+    accepts(capsys, ck.check_iw_log_prob, lambda *a: iw_log_prob(*a).float())
     rejects(capsys, ck.check_iw_log_prob, lambda *a: iw_log_prob(*a) + 1.0, hint="wrong L_K")

@@ -5,7 +5,9 @@ what is wrong (never the solution, never a traceback), or ``Exercise N.M: not do
 while the exercise still raises ``NotImplementedError``. It returns True on a pass. It never
 raises, whatever the student's function returns, and stops a function that runs longer than
 60 s (:func:`set_time_limit` changes the limit).
-One module per chapter: :mod:`.ch01` … :mod:`.ch09`.
+One module per chapter, :mod:`.ch01` … :mod:`.ch09` (chapter 5's build-and-train, 6's image
+layers and 8's importance-weighted bounds in :mod:`.ch05_train`, :mod:`.ch06_layers`,
+:mod:`.ch08_importance`).
 """
 
 from coursekit.checkers._common import (
@@ -48,35 +50,32 @@ from coursekit.checkers.ch04 import (
     check_never_transformed,
 )
 from coursekit.checkers.ch05 import (
-    check_flow_log_prob,
-    check_inverse_trajectory,
     check_kl_from_nll,
-    check_nll_loss,
+    check_sample_with_log_prob,
     check_sample_with_temperature,
+    check_stack_log_prob,
+    check_standardised_nll,
 )
 from coursekit.checkers.ch05_train import check_build_and_train
 from coursekit.checkers.ch06 import (
-    check_actnorm,
     check_bits_per_dim,
     check_dequantize,
     check_logit_transform,
-    check_nearest_distances,
-    check_squeeze,
 )
+from coursekit.checkers.ch06_layers import check_conv1x1, check_mask_coupling, check_squeeze
 from coursekit.checkers.ch07 import (
     check_gap_mass,
+    check_maf_inverse,
     check_mean_and_se,
     check_sequential_passes,
-    check_zuko_log_prob,
     check_zuko_sample,
 )
 from coursekit.checkers.ch08 import (
     check_dequantized_elbo,
-    check_iw_bound,
-    check_iw_log_prob,
     check_log_q_of_sigmoid,
-    check_split_levels,
+    check_multiscale_log_prob,
 )
+from coursekit.checkers.ch08_importance import check_iw_bound, check_iw_log_prob
 from coursekit.checkers.ch09 import (
     check_conditional_coupling,
     check_hutchinson,
@@ -94,10 +93,10 @@ __all__ = [
     "EXERCISES",
     "RESULTS",
     "assert_all_passed",
-    "check_actnorm",
     "check_bits_per_dim",
     "check_build_and_train",
     "check_compose",
+    "check_conv1x1",
     "check_coupling_forward",
     "check_coupling_inverse",
     "check_density_1d",
@@ -105,12 +104,10 @@ __all__ = [
     "check_dequantize",
     "check_dequantized_elbo",
     "check_early_stopping",
-    "check_flow_log_prob",
     "check_gap_mass",
     "check_gaussian_mle",
     "check_gaussian_nll",
     "check_integrate_grid",
-    "check_inverse_trajectory",
     "check_iw_bound",
     "check_iw_log_prob",
     "check_jacobian_zeros",
@@ -122,23 +119,25 @@ __all__ = [
     "check_log_density_logistic",
     "check_log_q_of_sigmoid",
     "check_logit_transform",
+    "check_maf_inverse",
+    "check_mask_coupling",
     "check_mc_log_normalizer",
     "check_mean_and_se",
     "check_monte_carlo_kl",
-    "check_nearest_distances",
+    "check_multiscale_log_prob",
     "check_never_transformed",
-    "check_nll_loss",
     "check_nll_with_se",
     "check_peak_density",
     "check_polar_density",
     "check_sample_exponential",
+    "check_sample_with_log_prob",
     "check_sample_with_temperature",
     "check_sequential_passes",
-    "check_split_levels",
     "check_squeeze",
+    "check_stack_log_prob",
+    "check_standardised_nll",
     "check_transform_with_log_prob",
     "check_triangular_log_det",
-    "check_zuko_log_prob",
     "check_zuko_sample",
     "set_time_limit",
     "show_progress",

@@ -1,13 +1,31 @@
-"""Run a student's function for at most a given number of seconds, then stop it.
+"""Run a student's function under a CPU-time limit that it can neither swallow nor outlive.
 
-In the main thread (a script, pytest, a Jupyter kernel) SIGALRM interrupts the function
-itself; elsewhere it runs in a worker thread that receives the interruption asynchronously.
+:func:`run_limited` calls the function in the calling thread while a watchdog thread measures
+two clocks from the start of the call:
 
-Once the time is up, every line the student's code runs raises :class:`TimeLimitReached`
-again (a trace function is set on its frames), so ``while True: try: … except: pass`` is
-stopped too: the ``pass`` of the ``except`` clause raises outside its ``try``. Nothing outlives
-a call: the timer is disarmed and the tracing removed before :func:`run_limited` returns, and
-an alarm that arrives after its call has finished is ignored, whatever the limit.
+* the **CPU time** of this process (``time.process_time``: every thread, so a function that
+  runs torch on 4 cores spends it 4 times as fast as the wall clock) against ``cpu_limit``,
+  the limit the checkers state;
+* the **wall-clock time** against ``wall_limit`` (a backstop, several times longer), which only
+  a function that waits without computing (``time.sleep``, ``input()``) can reach.
+
+When a clock runs out the watchdog interrupts the function: in the main thread (a script,
+pytest, a Jupyter kernel) by a signal sent to that thread, which also wakes a blocking call;
+elsewhere by an asynchronous exception. The interruption raises :class:`TimeLimitReached`, a
+``BaseException``, and from then on every line the student's code runs raises it again (a
+trace function is installed on the student's frames), so ``while True: try: … except: pass``
+is stopped too: the ``except`` line itself raises, outside its ``try``. Python switches a trace
+function off once it has raised; a profile hook switches it back on at the next call, and the
+watchdog repeats the interruption every 50 ms, so a loop that swallows one stop meets the next.
+(The one loop this cannot stop is one that calls no function at all and catches
+``BaseException`` in two nested handlers: only a separate process could.)
+
+Nothing outlives a call: the watchdog is joined before :func:`run_limited` returns, the trace
+function is removed (a previous one, e.g. a coverage tool's, is put back), and the signal
+handler, installed once, ignores any interruption that arrives after its call has finished,
+so no ``TimeLimitReached`` and no signal can reach later code — whatever the limit (even
+1e-9 s) and however close to it the function ends. A function that ends after its limit ran
+out is reported as stopped: it did use that time.
 """
 
 from __future__ import annotations
@@ -16,158 +34,235 @@ import ctypes
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-import torch
-
-#: the shortest timer the operating system is asked for (a shorter one would round to zero,
-#: which disarms the timer instead of firing it).
-_SHORTEST_TIMER = 1e-3
+#: the signal that interrupts the main thread (never sent by anything else in the course).
+_SIGNAL = getattr(signal, "SIGUSR2", None)
 
 
 class TimeLimitReached(BaseException):
     """Raised inside the student's code when its time is up (a BaseException, so that a
-    student's ``except Exception`` cannot swallow it)."""
+    student's ``except Exception`` cannot swallow it). ``clock`` is ``"cpu"`` or ``"wall"``;
+    ``cpu`` and ``wall`` are the seconds used on each clock when it was stopped."""
+
+    def __init__(self, clock: str = "cpu", cpu: float = 0.0, wall: float = 0.0) -> None:
+        super().__init__(clock, cpu, wall)
+        self.clock, self.cpu, self.wall = clock, cpu, wall
 
 
-class _Call:
-    """One limited call: ``expired`` once its time is up, ``active`` until it has ended."""
+class _Run:
+    """The state of one limited call, shared by the caller, the watchdog and the handler."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_limit: float, wall_limit: float) -> None:
+        self.cpu_limit, self.wall_limit = cpu_limit, wall_limit
+        self.lock = threading.Lock()
+        self.done = threading.Event()
         self.active = True
-        self.expired = False
+        self.expired: str | None = None  # "cpu" or "wall" once a clock ran out
+        self.thread = threading.get_ident()
+        self.main = threading.current_thread() is threading.main_thread()
+        self.cpu0, self.wall0 = time.process_time(), time.perf_counter()
+        self.cpu_used = self.wall_used = 0.0
+
+    def stop(self) -> TimeLimitReached:
+        return TimeLimitReached(self.expired or "cpu", self.cpu_used, self.wall_used)
 
     def tracer(self, frame: FrameType, event: str, arg: Any) -> Any:
-        """Trace function on the student's frames: once time is up, any line or opcode run
-        while an ``except`` clause handles the interruption raises it again, from where no
-        ``try`` of that clause can catch it (CPython stops tracing after a trace function
-        raises, so it raises only there; the next alarm turns tracing on again)."""
+        """Trace function on the student's frames once time is up: every new line or call
+        raises. An ``exception`` event does not: a trace function that raises is switched
+        off by Python, and the ``except`` line that follows must still see it and raise
+        there, outside the ``try`` whose handler would swallow the stop."""
         if (
             self.active
-            and self.expired
-            and event in ("line", "opcode")
+            and event in ("line", "call")
             and frame.f_code.co_filename != __file__
-            and isinstance(sys.exc_info()[1], TimeLimitReached)
+            and not _inside_a_hook(frame)
         ):
-            raise TimeLimitReached
+            raise self.stop()
         return self.tracer
 
-    def trace_frames(self, frame: FrameType | None) -> None:
-        """Make every line of ``frame`` and its callers (up to this module) raise."""
-        while frame is not None and frame.f_code.co_filename != __file__:
-            frame.f_trace = self.tracer
-            frame.f_trace_lines = True
-            frame.f_trace_opcodes = True  # raise between opcodes of an `except` clause too
-            frame = frame.f_back
+    def profiler(self, frame: FrameType, event: str, arg: Any) -> None:
+        """Profile function once time is up: never raises (so Python keeps it), and switches
+        the trace back on at every call or return, after a raise of :meth:`tracer` turned it
+        off — so a handler that swallows one stop meets the next at its next line."""
+        if self.active and sys.gettrace() != self.tracer:
+            sys.settrace(self.tracer)
+            _trace_stack(self, frame)
 
 
-#: the limited call running in the main thread (None between calls).
-_MAIN_CALL: _Call | None = None
+def _hook_codes() -> set[Any]:
+    """The code objects of the interpreter's error hooks now installed (pytest and IPython
+    replace them): Python runs them for an exception it cannot raise (in a ``__del__``, a
+    weakref callback), and a stop raised inside one would only feed it another."""
+    codes = set()
+    for hook in (sys.unraisablehook, sys.excepthook, threading.excepthook):
+        func = getattr(hook, "func", hook)  # a functools.partial
+        code = getattr(func, "__code__", None)
+        if code is not None:
+            codes.add(code)
+    return codes
 
 
-def _alarm_handler(signum: int, frame: FrameType | None) -> None:
-    call = _MAIN_CALL
-    if call is None or not call.active:
-        return  # an alarm that arrived after its call ended: nothing to stop
-    call.expired = True
-    sys.settrace(call.tracer)
-    call.trace_frames(frame)
+def _inside_a_hook(frame: FrameType | None, depth: int = 64) -> bool:
+    """Whether ``frame`` runs inside one of the error hooks (:func:`_hook_codes`)."""
+    codes = _hook_codes()
+    while frame is not None and depth > 0:
+        if frame.f_code in codes:
+            return True
+        frame, depth = frame.f_back, depth - 1
+    return False
+
+
+#: the limited call in progress in the main thread (None between calls).
+_MAIN_RUN: _Run | None = None
+_PREVIOUS_HANDLER: Any = None
+_HANDLER_INSTALLED = False
+
+
+def _trace_stack(run: _Run, frame: FrameType | None) -> None:
+    """Make every line of the student's frames (above :func:`run_limited`) raise."""
+    while frame is not None and frame.f_code.co_filename != __file__:
+        frame.f_trace = run.tracer
+        frame.f_trace_lines = True
+        frame = frame.f_back
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    """The main thread's interruption: raise only inside a call whose time ran out."""
+    run = _MAIN_RUN
+    if run is None or not run.active or run.expired is None:
+        if callable(_PREVIOUS_HANDLER):  # not ours: hand it on
+            _PREVIOUS_HANDLER(signum, frame)
+        return
+    sys.settrace(run.tracer)
+    sys.setprofile(run.profiler)
+    _trace_stack(run, frame)
     if frame is not None and frame.f_code.co_filename == __file__:
-        return  # inside run_limited itself: it sees `expired` and reports the stop
-    raise TimeLimitReached
+        return  # between two lines of run_limited: it sees `expired` and stops the call
+    raise run.stop()
 
 
-def _disarm(
-    call: _Call, outer: tuple[_Call | None, Any, tuple[float, float]], old_trace: Any
-) -> None:
-    """End ``call``: later alarms are ignored, the timer is cancelled, the handler, the
-    trace function and an enclosing limited call's timer put back. Retried if an alarm
-    interrupts it before ``active`` is False."""
-    global _MAIN_CALL
-    outer_call, previous, (old_delay, old_interval) = outer
-    while True:
-        try:
-            call.active = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-            sys.settrace(old_trace)
-            _MAIN_CALL = outer_call
-            if old_delay > 0:
-                signal.setitimer(signal.ITIMER_REAL, old_delay, old_interval)
-            return
-        except TimeLimitReached:
-            continue
-
-
-def _run_with_alarm(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
-    """Main thread (a script, pytest, a Jupyter kernel): SIGALRM interrupts ``fn`` itself.
-
-    After the limit the timer repeats every 0.25 s, so that a blocking call (``time.sleep``)
-    is woken; the trace function stops code that catches the interruption."""
-    global _MAIN_CALL
-    call = _Call()
-    old_trace = sys.gettrace()
-    outer_call, previous = _MAIN_CALL, signal.getsignal(signal.SIGALRM)
-    _MAIN_CALL = call
-    signal.signal(signal.SIGALRM, _alarm_handler)
-    old_timer = signal.setitimer(signal.ITIMER_REAL, max(limit, _SHORTEST_TIMER), 0.25)
-    outer = (outer_call, previous, old_timer)
+def _install_handler() -> bool:
+    """Install :func:`_handler` once (it stays: a late interruption must find it)."""
+    global _HANDLER_INSTALLED, _PREVIOUS_HANDLER
+    if _HANDLER_INSTALLED:
+        return True
+    if _SIGNAL is None or not hasattr(signal, "pthread_kill"):
+        return False
     try:
-        result = fn(*args, **kwargs)
+        previous = signal.signal(_SIGNAL, _handler)
+    except (ValueError, OSError):  # not the main thread of the main interpreter
+        return False
+    _PREVIOUS_HANDLER = previous
+    _HANDLER_INSTALLED = True
+    return True
+
+
+def _interrupt(run: _Run) -> None:
+    """Called by the watchdog, holding ``run.lock``, while ``run`` is active."""
+    if run.main:
+        signal.pthread_kill(run.thread, _SIGNAL)  # type: ignore[arg-type]
+        return
+    frames = sys._current_frames().get(run.thread)
+    _trace_stack(run, frames)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(run.thread), ctypes.py_object(TimeLimitReached)
+    )
+
+
+def _watch(run: _Run) -> None:
+    """The watchdog: poll both clocks; once one ran out, interrupt, and repeat while the
+    student's code is still running (a blocking C call may have missed the first one)."""
+    poll = min(0.02, max(0.001, run.cpu_limit / 4))
+    while not run.done.wait(poll):
+        run.cpu_used = time.process_time() - run.cpu0
+        run.wall_used = time.perf_counter() - run.wall0
+        clock = (
+            "cpu"
+            if run.cpu_used > run.cpu_limit
+            else "wall"
+            if run.wall_used > run.wall_limit
+            else None
+        )
+        if clock is None:
+            continue
+        with run.lock:
+            if not run.active:
+                return
+            if run.expired is None:
+                run.expired = clock
+            _interrupt(run)
+        poll = 0.05
+
+
+def _idle_tracer(frame: FrameType, event: str, arg: Any) -> None:
+    """Keeps tracing switched on in a non-main thread (so that the watchdog can set the
+    raising trace on its running frames); traces nothing itself."""
+    return None
+
+
+def run_limited(
+    fn: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    limit: float,
+    wall_limit: float | None = None,
+) -> Any:
+    """``fn(*args, **kwargs)``, stopped by :class:`TimeLimitReached` once it has used
+    ``limit`` seconds of CPU time or ``wall_limit`` seconds of wall-clock time (default
+    ``10 * limit + 10``)."""
+    global _MAIN_RUN
+    wall = 10.0 * limit + 10.0 if wall_limit is None else wall_limit
+    run = _Run(limit, wall)
+    old_trace, old_profile = sys.gettrace(), sys.getprofile()
+    outer = None
+    if run.main:
+        run.main = _install_handler()
+        outer, _MAIN_RUN = _MAIN_RUN, run
+    if not run.main:
+        threading_trace = old_trace if old_trace is not None else _idle_tracer
+        sys.settrace(threading_trace)
+    watchdog = threading.Thread(target=_watch, args=(run,), daemon=True, name="coursekit-limit")
+    try:
+        try:
+            watchdog.start()  # inside: with a tiny limit the stop can come while it starts
+            result = fn(*args, **kwargs)
+        finally:
+            _finish(run, watchdog, old_trace, old_profile)
     except TimeLimitReached:
-        _disarm(call, outer, old_trace)
-        raise
+        _finish(run, watchdog, old_trace, old_profile)
+        raise run.stop() from None
     finally:
-        _disarm(call, outer, old_trace)
-    if call.expired:  # it ended, but only after its time was up
-        raise TimeLimitReached
+        _finish(run, watchdog, old_trace, old_profile)
+        if threading.current_thread() is threading.main_thread():
+            _MAIN_RUN = outer
+    if run.expired is not None:
+        raise run.stop()
     return result
 
 
-def _run_in_thread(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
-    """Elsewhere (no SIGALRM, or not the main thread): run ``fn`` in a worker thread, and
-    when time is up raise :class:`TimeLimitReached` inside it (between two Python bytecodes),
-    and again on every line it runs after that."""
-    out: dict[str, Any] = {}
-    grad = torch.is_grad_enabled()
-    call = _Call()
-
-    def light_tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        # tracing on in the worker (so that its frames can be traced later); no line
-        # events until time is up
-        return call.tracer if call.expired else None
-
-    def target() -> None:
-        sys.settrace(light_tracer)
-        try:
-            with torch.set_grad_enabled(grad):
-                out["value"] = fn(*args, **kwargs)
-        except BaseException as err:  # noqa: BLE001 - handed back to the caller below
-            out["error"] = err
-        finally:
-            call.active = False
-            sys.settrace(None)
-
-    worker = threading.Thread(target=target, daemon=True, name="coursekit-student-code")
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
-        call.expired = True
-        call.trace_frames(sys._current_frames().get(worker.ident or 0))
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(worker.ident or 0), ctypes.py_object(TimeLimitReached)
-        )
-        worker.join(5.0)
-        raise TimeLimitReached
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
-
-
-def run_limited(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float) -> Any:
-    """``fn(*args, **kwargs)``, stopped by :class:`TimeLimitReached` after ``limit`` seconds."""
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        return _run_with_alarm(fn, args, kwargs, limit)
-    return _run_in_thread(fn, args, kwargs, limit)
+def _finish(run: _Run, watchdog: threading.Thread, old_trace: Any, old_profile: Any) -> None:
+    """Stop the watchdog and the tracing (idempotent: called again if interrupted)."""
+    try:
+        with run.lock:
+            run.active = False
+        if not run.main and run.expired is not None:
+            # an asynchronous stop sent before `active` went False is raised at the next
+            # check of the eval loop (a call or a backward jump), here at the latest; it is
+            # absorbed (the call is reported as stopped anyway). Clearing it with
+            # PyThreadState_SetAsyncExc(id, NULL) instead would leave CPython 3.11's eval
+            # breaker set and spin the thread.
+            for _ in range(2):
+                pass
+    except TimeLimitReached:
+        pass
+    run.done.set()
+    sys.settrace(old_trace)
+    sys.setprofile(old_profile)
+    if watchdog.is_alive() and watchdog is not threading.current_thread():
+        watchdog.join()
+    run.cpu_used = time.process_time() - run.cpu0
+    run.wall_used = time.perf_counter() - run.wall0

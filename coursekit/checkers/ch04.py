@@ -156,9 +156,9 @@ def check_compose(fn: Callable) -> str:
         raise Hint("z is not l_n(…l_1(x)): feed each layer the output of the previous one")
     want = torch.stack(lds).sum(0)
     if close(ld, want, rtol=1e-9, atol=1e-10):
-        return "z and the total log-det Σ_i log|det J_{l_i}(x_{i−1})| are right (eq 13)."
+        return "z and the total log-det Σ_i log|det J_li(x_(i−1))| are right (eq 13)."
     if close(ld, torch.stack(at_x).sum(0), rtol=1e-9, atol=1e-10):
-        raise Hint("each log-det must be evaluated at x_{i−1} (the layer's own input), not at x")
+        raise Hint("each log-det must be evaluated at x_(i−1) (the layer's own input), not at x")
     if close(ld, torch.stack(lds).prod(0), rtol=1e-9, atol=1e-10):
         raise Hint("determinants multiply, so log-dets ADD (eq 13)")
     if close(ld, lds[-1], rtol=1e-9, atol=1e-10):

@@ -55,7 +55,7 @@ def check_reverse_kl_loss(fn: Callable) -> str:
                 "the log-det is missing: log q(x) = log N(eps; 0, I) - log|det dx/deps|": (
                     log_n + energy
                 ),
-                "sign of the log-det: x = f^{-1}(eps) stretches space by |det dx/deps|, so "
+                "sign of the log-det: x = f⁻¹(eps) stretches space by |det dx/deps|, so "
                 "log q(x) = log N(eps; 0, I) MINUS log|det dx/deps|": log_n + log_det + energy,
                 "sign of the energy: p(x) is proportional to exp(-E(x)), so -log p(x) = "
                 "E(x) + log Z and the loss adds +E(x)": log_n - log_det - energy,
@@ -69,7 +69,7 @@ def check_reverse_kl_loss(fn: Callable) -> str:
             "wrong value: x, log_det = flow.inverse(eps); log q = log N(eps; 0, I) - log_det; "
             "return the mean of log q + E(x)"
         )
-    return "KL(q || p) - log Z = E_eps[log q(x) + E(x)], x = f^{-1}(eps): no samples of p needed."
+    return "KL(q || p) - log Z = E_eps[log q(x) + E(x)], x = f⁻¹(eps): no samples of p needed."
 
 
 @checker("9.2", "the importance-weighted estimate of log Z")
@@ -163,7 +163,7 @@ def check_triangular_gaussian(fn: Callable) -> str:
                     "you conditioned x1 on x2: the lower-triangular map maps x1 by its MARGINAL "
                     "CDF first, then x2 by its conditional CDF given x1"
                 )
-            raise Hint("z1 = Phi^{-1}(F_1(x1)): for x1 ~ N(0, s1^2) that is x1 / s1")
+            raise Hint("z1 = Φ⁻¹(F_1(x1)): for x1 ~ N(0, s1²) that is x1 / s1")
         if close(z[:, 1], x[:, 1] / s2, rtol=1e-9, atol=1e-9):
             raise Hint(
                 "z2 used the marginal of x2: it must use the CONDITIONAL law of x2 given x1, "
@@ -171,7 +171,7 @@ def check_triangular_gaussian(fn: Callable) -> str:
             )
         if close(z[:, 1], (x[:, 1] - cond_mean) / s2, rtol=1e-9, atol=1e-9):
             raise Hint("the conditional standard deviation is s2 sqrt(1 - rho^2), not s2")
-        raise Hint("wrong z2: Phi^{-1}(F_{2|1}(x2 | x1)) with the conditional mean and sd of x2")
+        raise Hint("wrong z2: Φ⁻¹(F_2|1(x2 | x1)) with the conditional mean and sd of x2")
     return (
         "T(x) = (x1 / s1, (x2 - rho s2/s1 x1) / (s2 sqrt(1 - rho^2))): whitening by a "
         "Cholesky factor."
