@@ -37,6 +37,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -45,6 +46,7 @@ from coursekit.datasets import load_mnist
 from coursekit.flows import (
     DequantizedImageFlow,
     DequantizedImages,
+    ImageFlowConfig,
     ImageRealNVP,
     VariationalDequantizer,
     importance_weighted_log_prob,
@@ -52,13 +54,13 @@ from coursekit.flows import (
 )
 from coursekit.flows.preprocessing import LEVELS, dequantize
 from coursekit.metrics import mean_and_se, nll
-from coursekit.train_mnist import DEFAULT_CONFIG, EVAL_SEED
+from coursekit.train_mnist import EVAL_SEED
 from coursekit.training import TrainingDivergedError, seed_everything
 from coursekit.training_run import fit_run
 
-#: The shipped model's configuration (train_mnist.DEFAULT_CONFIG), narrower and with fewer
+#: The shipped model's configuration (coursekit.flows.ImageFlowConfig()), narrower and with fewer
 #: channel steps: about a quarter of its parameters.
-BASE = dict(DEFAULT_CONFIG, hidden=[32, 64, 64], n_channel=[4, 4])
+BASE = replace(ImageFlowConfig(), hidden=(32, 64, 64), n_channel=(4, 4)).as_dict()
 VARIANTS: dict[str, dict] = {
     "glow_like": {},
     "no_actnorm": dict(actnorm=False),

@@ -1,7 +1,7 @@
 """Short MNIST training probes: which image-flow configuration learns fastest on 2 CPU cores.
 
 Each probe builds an :class:`~coursekit.flows.ImageRealNVP` from a named preset (the shipped
-architecture of ``coursekit.train_mnist.DEFAULT_CONFIG``, optionally with some keys changed),
+architecture of ``coursekit.flows.ImageFlowConfig()``, optionally with some keys changed),
 initialises its ActNorm layers from 512 training images, and trains it for a fixed budget of
 *training* wall time (evaluations excluded) with :func:`coursekit.training.fit`: Adam, batch
 64, a linear warm-up and a cosine learning-rate decay that reaches 0 at the end of the budget.
@@ -30,9 +30,15 @@ import torch
 from coursekit._validation import parse_key_json, validation
 from coursekit.datasets import load_mnist
 from coursekit.device import hardware
-from coursekit.flows import DequantizedImages, ImageRealNVP, dequantize, image_bits_per_dim
+from coursekit.flows import (
+    DequantizedImages,
+    ImageFlowConfig,
+    ImageRealNVP,
+    dequantize,
+    image_bits_per_dim,
+)
 from coursekit.metrics import nll
-from coursekit.train_mnist import DEFAULT_CONFIG, EVAL_SEED
+from coursekit.train_mnist import EVAL_SEED
 from coursekit.training import FitState
 from coursekit.training_run import Callback, fit_run
 
@@ -65,7 +71,7 @@ def build(preset: str, overrides: dict[str, object]) -> ImageRealNVP:
     """``ImageRealNVP`` of the shipped config, changed by the preset then by ``overrides``."""
     if preset not in PRESETS:
         raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
-    config = {**DEFAULT_CONFIG, **PRESETS[preset], **overrides}
+    config = {**ImageFlowConfig().as_dict(), **PRESETS[preset], **overrides}
     return ImageRealNVP(**config)
 
 

@@ -38,6 +38,7 @@ Modules:
   :mod:`~coursekit.flows.glow` (``ActNorm``, ``InvertibleConv1x1``),
   :mod:`~coursekit.flows.multiscale` (one scale of the multi-scale architecture),
   :mod:`~coursekit.flows.image` (``ImageRealNVP``),
+  :mod:`~coursekit.flows.image_config` (``ImageFlowConfig``: its architecture, the shipped one),
   :mod:`~coursekit.flows.preprocessing` (dequantization, logit, bits/dim of images),
   :mod:`~coursekit.flows.importance` (importance-weighted bits/dim, ``K`` dequantization draws),
   :mod:`~coursekit.flows.dequantization` (variational dequantization, ``q(u | k)``),

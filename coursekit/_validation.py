@@ -113,27 +113,39 @@ def check_unit_interval(value: Tensor, name: str, hint: str) -> Tensor:
 
 
 def check_image_shape(shape: Sequence[int], name: str = "shape") -> tuple[int, int, int]:
-    """``shape`` as three positive sizes ``(C, H, W)``."""
-    try:
-        dims = tuple(int(s) for s in shape)
-    except TypeError as err:
-        raise ValueError(f"{name}: expected (C, H, W), got {shape!r}") from err
+    """``shape`` as three positive sizes ``(C, H, W)``: a sequence of integers (a string,
+    a fraction or a bool is a type error, ``"128"`` would otherwise read as ``(1, 2, 8)``)."""
+    if (
+        isinstance(shape, (str, bytes))
+        or not isinstance(shape, Sequence)
+        or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in shape)
+    ):
+        raise ArgumentTypeError(f"{name}: expected (C, H, W), integers, got {shape!r}")
+    dims = tuple(int(s) for s in shape)
     if len(dims) != 3 or min(dims) <= 0:
         raise ValueError(f"{name}: expected three positive sizes (C, H, W), got {shape!r}")
     return dims  # type: ignore[return-value]
 
 
-def per_scale(value: int | Sequence[int], name: str, n: int) -> list[int]:
-    """``value`` (an int, or one non-negative int per scale) as a list of ``n`` counts."""
-    values = [value] * n if isinstance(value, int) else list(value)
-    if len(values) != n or any(
-        isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values
-    ):
-        raise ValueError(
-            f"{name}: expected a non-negative integer or {n} of them (one per scale but the "
-            f"last), got {value!r}"
-        )
-    return values
+def per_scale(
+    value: object, name: str, n: int, minimum: int = 0, each: str = "scale but the last"
+) -> list[int]:
+    """``value`` (an int, or ``n`` of them: one per ``each``) as ``n`` ints ``>= minimum``.
+
+    A string, a fraction, a bool or a sequence holding one is a type error (``"64"`` would
+    otherwise split into digits); a count below ``minimum`` or ``len(value) != n`` a value error.
+    """
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    values = [value] * n if whole else value
+    what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f">= {minimum}")
+    message = f"{name}: expected {what} or {n} of them (one per {each}), got {value!r}"
+    if isinstance(value, (str, bytes)) or not isinstance(values, Sequence):
+        raise ArgumentTypeError(message)
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in values):
+        raise ArgumentTypeError(message)
+    if len(values) != n or any(v < minimum for v in values):
+        raise ValueError(message)
+    return [int(v) for v in values]
 
 
 def check_positive_int(value: object, name: str) -> int:

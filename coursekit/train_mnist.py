@@ -53,6 +53,7 @@ from coursekit.flows.dequantization import (
     negative_elbo_given_noise,
 )
 from coursekit.flows.image import ImageRealNVP
+from coursekit.flows.image_config import ImageFlowConfig
 from coursekit.flows.importance import importance_weighted_bits_per_dim
 from coursekit.flows.preprocessing import (
     LEVELS,
@@ -73,24 +74,8 @@ from coursekit.train_mnist_checks import PROG, UsageError, make_parser, read_run
 from coursekit.training import FitState, History, TrainingDivergedError, seed_everything
 from coursekit.training_run import Callback, fit_run
 
-#: The architecture of the shipped pretrained model (and the default here).
-DEFAULT_CONFIG = dict(
-    image_shape=[1, 28, 28],
-    n_scales=3,
-    hidden=[64, 128, 128],
-    n_blocks=1,
-    n_checker=0,
-    n_channel=[6, 8],
-    n_final=2,
-    scale_bound=3.0,
-    alpha=1e-5,
-    actnorm=True,
-    invconv=True,
-    block_kernel=1,
-    split_prior=True,
-    n_final_checker=None,
-    activation="silu",
-)
+#: The architecture of the shipped pretrained model (and the default here), as a dict.
+DEFAULT_CONFIG = ImageFlowConfig().as_dict()
 
 #: the dequantization noise of every evaluation (so that evaluations are comparable)
 EVAL_SEED = 1234

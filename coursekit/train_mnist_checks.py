@@ -12,9 +12,9 @@ so that no run is lost after hours of training to a typo or an unwritable folder
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from coursekit.datasets.mnist import ENV_VAR, check_mnist_dir
 from coursekit.device import default_device
 from coursekit.flows.checkpoint import CheckpointError, read_checkpoint
 from coursekit.flows.image import ImageRealNVP
+from coursekit.flows.image_config import ImageFlowConfig
 from coursekit.training_checks import SEED_LIMIT
 
 PROG = "python -m coursekit.train_mnist"
@@ -166,7 +167,7 @@ def _parse_widths(text: str) -> list[int]:
 def check_config(args: argparse.Namespace, default_config: dict) -> dict:
     """The architecture of ``--hidden`` and ``--set`` over ``default_config``: sizes bounded,
     then built on the meta device (no memory) to check it and count its parameters."""
-    allowed = set(inspect.signature(ImageRealNVP).parameters) - {"image_shape"}
+    allowed = {f.name for f in fields(ImageFlowConfig)} - {"image_shape"}
     try:
         args.overrides = parse_key_json(args.set, allowed, "--set")
     except ValueError as error:

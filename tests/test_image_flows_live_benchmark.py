@@ -3,11 +3,14 @@ synthetic images (no MNIST needed), and the settings notebook 08 asserts."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
-from _benchmarks import import_benchmark
+from _benchmarks import BENCHMARKS, import_benchmark
+
+from coursekit.flows import ImageFlowConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -33,3 +36,13 @@ def test_the_settings_are_the_notebooks(ifl):
     s = ifl.SETTINGS
     assert s["fit"] == {"steps": 250, "batch_size": 64, "lr": 5e-3, "warmup": 50}
     assert s["held_out_images"] == 500 and s["eval_seed"] == 1234
+
+
+def test_the_flow_is_the_shipped_architecture_narrowed_and_recorded(ifl):
+    """The flow is derived from ``ImageFlowConfig()`` (only widths and channel steps differ),
+    and the committed results record the same settings."""
+    shipped = ImageFlowConfig().as_dict()
+    changed = {k for k, v in ifl.SETTINGS["flow"].items() if shipped[k] != v}
+    assert changed == {"hidden", "n_channel"} and ifl.SETTINGS["flow"]["hidden"] == [16, 32, 32]
+    data = json.loads((BENCHMARKS / "image_flows_live.json").read_text())
+    assert data["settings"] == ifl.SETTINGS

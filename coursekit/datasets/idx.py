@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,13 @@ def check_md5(data: bytes, name: str, md5: Mapping[str, str]) -> None:
             f"{name}: MD5 of the decompressed file is {got}, expected {expected} "
             "(corrupt, truncated or a different file)"
         )
+
+
+def read_file(path: Path, name: str, md5: Mapping[str, str]) -> bytes:
+    """The bytes of the file at ``path`` (decompressed if gzip), their MD5 checked."""
+    data = decompress(path.read_bytes(), f"{name} ({path})")
+    check_md5(data, name, md5)
+    return data
 
 
 def download(

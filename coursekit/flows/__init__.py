@@ -27,6 +27,7 @@ from coursekit.flows.dequantization import (
 )
 from coursekit.flows.glow import ActNorm, InvertibleConv1x1
 from coursekit.flows.image import ImageRealNVP
+from coursekit.flows.image_config import ImageFlowConfig
 from coursekit.flows.image_coupling import (
     ChannelCoupling,
     CheckerboardCoupling,
@@ -72,6 +73,7 @@ __all__ = [
     "alternating_masks",
     "ChannelCoupling",
     "CheckerboardCoupling",
+    "ImageFlowConfig",
     "ImageRealNVP",
     "InvertibleConv1x1",
     "Logit",

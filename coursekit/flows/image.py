@@ -7,27 +7,21 @@
   base: ``log p(x) = log N(f(x); 0, I) + log|det J_f(x)|`` (eq. 14).
 
 Layers: :mod:`coursekit.flows.image_coupling` (couplings, squeeze), :mod:`coursekit.flows.glow`
-(Glow's options), :mod:`coursekit.flows.nets`, :mod:`coursekit.flows.multiscale`; files:
+(Glow's options), :mod:`coursekit.flows.nets`, :mod:`coursekit.flows.multiscale`; the
+architecture: :mod:`coursekit.flows.image_config`; files:
 :mod:`coursekit.flows.checkpoint`.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from coursekit._validation import (
-    check_image_shape,
-    check_nonnegative_int,
-    check_positive_int,
-    check_tensor,
-    check_unit_interval,
-    per_scale,
-)
+from coursekit._validation import ArgumentTypeError, check_tensor, check_unit_interval
 from coursekit.flows.base import (
     Bijection,
     Flow,
@@ -36,26 +30,9 @@ from coursekit.flows.base import (
 )
 from coursekit.flows.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from coursekit.flows.glow import ActNorm
+from coursekit.flows.image_config import ImageFlowConfig
 from coursekit.flows.multiscale import MultiScaleLevel
-from coursekit.flows.nets import activation_module
 from coursekit.flows.preprocessing import LEVELS, Logit
-
-
-def _widths(hidden: object, n_scales: int) -> list[int]:
-    """``hidden`` (a positive int, or one per scale) as ``n_scales`` widths; a string, a
-    fraction or a bool is an error (``"64"`` would otherwise split into digits)."""
-    values = [hidden] * n_scales if isinstance(hidden, numbers.Integral) else hidden
-    if (
-        isinstance(hidden, (str, bytes, bool))
-        or not isinstance(values, Sequence)
-        or len(values) != n_scales
-        or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0 for v in values)
-    ):
-        raise ValueError(
-            f"hidden: expected a positive integer or {n_scales} of them (one per scale), "
-            f"got {hidden!r}"
-        )
-    return [int(v) for v in values]
 
 
 def _check_init_images(x: Tensor) -> None:
@@ -75,70 +52,38 @@ def _check_init_images(x: Tensor) -> None:
         )
 
 
-def _config(base: dict, **options: object) -> dict:
-    """:attr:`ImageRealNVP.config`: every constructor argument, ``base`` then ``options``
-    (a config records every field; an older checkpoint's missing fields take the
-    constructor's defaults, the values it was trained with)."""
-    return {**base, **options}
-
-
-def _check_structure(
-    image_shape: Sequence[int],
-    n_scales: int,
-    hidden: int | Sequence[int],
-    n_blocks: int,
-    n_checker: int | Sequence[int],
-    n_channel: int | Sequence[int],
-    n_final: int,
-    n_final_checker: int | None,
-    block_kernel: int,
-    activation: str,
-) -> tuple:
-    """:class:`ImageRealNVP`'s sizes checked: ``(C, H, W)``, the number of scales, the widths
-    per scale, the blocks, the checkerboard and channel couplings per scale, the channel and
-    checkerboard couplings of the last scale."""
-    c, h, w = check_image_shape(image_shape, "image_shape")
-    n_scales = check_positive_int(n_scales, "n_scales")
-    if h % 2 ** (n_scales - 1) or w % 2 ** (n_scales - 1):
-        raise ValueError(
-            f"image_shape: height and width must be divisible by 2^(n_scales-1) = "
-            f"{2 ** (n_scales - 1)}, got {tuple(image_shape)}"
-        )
-    widths = _widths(hidden, n_scales)
-    n_blocks = check_positive_int(n_blocks, "n_blocks")
-    if block_kernel not in (1, 3):
-        raise ValueError(f"block_kernel: expected 1 or 3, got {block_kernel!r}")
-    checkers = per_scale(n_checker, "n_checker", n_scales - 1)
-    channels = per_scale(n_channel, "n_channel", n_scales - 1)
-    n_final = check_positive_int(n_final, "n_final")
-    final_checker = n_final if n_final_checker is None else n_final_checker
-    final_checker = check_nonnegative_int(final_checker, "n_final_checker")
-    activation_module(activation)
-    return (c, h, w), n_scales, widths, n_blocks, checkers, channels, n_final, final_checker
-
-
-def _levels(
-    shape: tuple[int, int, int],
-    widths: list[int],
-    n_checker: list[int],
-    n_channel: list[int],
-    **options: object,
-) -> Bijection:
-    """The multi-scale network: level ``i`` (of ``len(widths)``) works on
-    ``(C·2^i, H/2^i, W/2^i)`` with ``n_checker[i]`` checkerboard and ``n_channel[i]`` channel
-    couplings, and holds level ``i + 1`` inside it (the last level has none)."""
-    c, h, w = shape
+def _levels(config: ImageFlowConfig) -> Bijection:
+    """The multi-scale network: level ``i`` (of ``n_scales``) works on
+    ``(C·2^i, H/2^i, W/2^i)`` with its checkerboard and channel couplings, and holds level
+    ``i + 1`` inside it (the last level has none). Built from the last level out."""
+    c, h, w = config.image_shape
+    checkers, channels = config.checker_counts(), config.channel_counts()
     level: Bijection | None = None
-    for i in reversed(range(len(widths))):
+    for i in reversed(range(config.n_scales)):
         level = MultiScaleLevel(
             (c * 2**i, h // 2**i, w // 2**i),
-            hidden=widths[i],
-            n_checker=n_checker[i],
-            n_channel=n_channel[i],
+            hidden=config.hidden[i],
+            n_checker=checkers[i],
+            n_channel=channels[i],
             inner=level,
-            **options,
+            n_blocks=config.n_blocks,
+            scale_bound=config.scale_bound,
+            actnorm=config.actnorm,
+            invconv=config.invconv,
+            block_kernel=config.block_kernel,
+            split_prior=config.split_prior,
+            activation=config.activation,
         )
     return level
+
+
+def _transform(config: ImageFlowConfig) -> FlowSequence:
+    """``Logit(α)`` then the core: the levels, after a per-pixel ActNorm with ``actnorm``."""
+    core = _levels(config)
+    logit = Logit(config.alpha)
+    if config.actnorm:
+        core = FlowSequence([ActNorm(config.image_shape, per_pixel=True), core])
+    return FlowSequence([logit, core])
 
 
 class ImageRealNVP(Flow):
@@ -170,6 +115,12 @@ class ImageRealNVP(Flow):
         split_prior: a learned conditional prior for each factored-out half (Glow).
         activation: the conditioners' nonlinearity, "silu" (default) or "relu" (cheaper).
 
+    The arguments are checked, and kept, as an
+    :class:`~coursekit.flows.image_config.ImageFlowConfig` (:attr:`architecture`). The keyword
+    defaults are RealNVP's plain multi-scale model (Dinh et al., 2017), which notebook 06
+    builds on; the config's defaults are the shipped Glow-like model:
+    ``ImageRealNVP.from_config(ImageFlowConfig())``.
+
     ``z = f(x)`` has the shape of ``x``, (batch, *image_shape); :attr:`config` rebuilds it.
     """
 
@@ -191,56 +142,42 @@ class ImageRealNVP(Flow):
         n_final_checker: int | None = None,
         activation: str = "silu",
     ):
-        sizes = _check_structure(
-            image_shape,
-            n_scales,
-            hidden,
-            n_blocks,
-            n_checker,
-            n_channel,
-            n_final,
-            n_final_checker,
-            block_kernel,
-            activation,
-        )
-        (c, h, w), n_scales, widths, n_blocks, checkers, channels, n_final, final_checker = sizes
-        level = _levels(
-            (c, h, w),
-            widths,
-            n_checker=[*checkers, final_checker],
-            n_channel=[*channels, n_final],
+        config = ImageFlowConfig(
+            image_shape=image_shape,
+            n_scales=n_scales,
+            hidden=hidden,
             n_blocks=n_blocks,
+            n_checker=n_checker,
+            n_channel=n_channel,
+            n_final=n_final,
             scale_bound=scale_bound,
+            alpha=alpha,
             actnorm=actnorm,
             invconv=invconv,
             block_kernel=block_kernel,
             split_prior=split_prior,
+            n_final_checker=n_final_checker,
             activation=activation,
         )
-        logit = Logit(alpha)
-        core: Bijection = level
-        if actnorm:
-            core = FlowSequence([ActNorm((c, h, w), per_pixel=True), level])
-        super().__init__(FlowSequence([logit, core]), event_shape=(c, h, w))
-        self.config = _config(
-            dict(
-                image_shape=[c, h, w],
-                n_scales=n_scales,
-                hidden=widths,
-                n_blocks=n_blocks,
-                n_checker=n_checker if isinstance(n_checker, int) else list(checkers),
-                n_channel=n_channel if isinstance(n_channel, int) else list(channels),
-                n_final=n_final,
-                scale_bound=float(scale_bound),
-                alpha=float(alpha),
-            ),
-            actnorm=bool(actnorm),
-            invconv=bool(invconv),
-            block_kernel=block_kernel,
-            split_prior=bool(split_prior),
-            n_final_checker=None if n_final_checker == n_final else n_final_checker,
-            activation=activation,
-        )
+        super().__init__(_transform(config), event_shape=config.image_shape)
+        self.architecture = config
+
+    @classmethod
+    def from_config(cls, config: ImageFlowConfig) -> ImageRealNVP:
+        """The model of ``config``, fresh weights (``ImageFlowConfig()``: the shipped model's
+        architecture)."""
+        if not isinstance(config, ImageFlowConfig):
+            raise ArgumentTypeError(
+                f"config: expected an ImageFlowConfig, got {type(config).__name__}"
+            )
+        return cls(**{f.name: getattr(config, f.name) for f in fields(config)})
+
+    @property
+    def config(self) -> dict[str, object]:
+        """Every constructor argument, normalised (``hidden``: one width per scale; lists), as
+        a dict (``architecture.as_dict()``): ``ImageRealNVP(**model.config)`` rebuilds the
+        architecture, and a checkpoint stores it."""
+        return self.architecture.as_dict()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (batch, C, H, W) in ``[0, 1]`` -> ``(z, log|det ∂z/∂x|)``."""

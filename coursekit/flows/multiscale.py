@@ -26,6 +26,51 @@ def _with_actnorm(coupling: Bijection, shape: Sequence[int], actnorm: bool) -> B
     return FlowSequence([coupling, ActNorm(shape)])
 
 
+def _checker_steps(
+    shape: tuple[int, int, int], n: int, actnorm: bool, options: dict
+) -> list[Bijection]:
+    """``n`` checkerboard couplings of alternating parity, each followed by an ActNorm when
+    ``actnorm``."""
+    return [
+        _with_actnorm(CheckerboardCoupling(shape, parity=i % 2, **options), shape, actnorm)
+        for i in range(n)
+    ]
+
+
+def _channel_steps(
+    shape: tuple[int, int, int], n: int, actnorm: bool, invconv: bool, options: dict
+) -> list[Bijection]:
+    """``n`` channel couplings on ``shape`` (none if its channels cannot be halved): Glow's
+    steps ``ActNorm → 1×1 conv → coupling`` with ``invconv``, else couplings of alternating
+    parity, each followed by an ActNorm when ``actnorm``."""
+    if shape[0] % 2:
+        return []
+    steps: list[Bijection] = []
+    for i in range(n):
+        if invconv:
+            step: list[Bijection] = [ActNorm(shape)] if actnorm else []
+            step.append(InvertibleConv1x1(shape[0]))
+            step.append(ChannelCoupling(shape, parity=0, **options))
+            steps.append(FlowSequence(step))
+        else:
+            coupling = ChannelCoupling(shape, parity=i % 2, **options)
+            steps.append(_with_actnorm(coupling, shape, actnorm))
+    return steps
+
+
+def _squeezed_shape(shape: tuple[int, int, int], inner: Bijection) -> tuple[int, int, int]:
+    """``(4C, H/2, W/2)``, the shape after the squeeze, once ``inner`` is checked to take the
+    kept half ``(2C, H/2, W/2)``."""
+    c, h, w = shape
+    if h % 2 or w % 2:
+        raise ValueError(f"shape: expected even height and width to squeeze, got {shape}")
+    if tuple(inner.event_shape or ()) != (2 * c, h // 2, w // 2):
+        raise ValueError(
+            f"inner: expected event_shape {(2 * c, h // 2, w // 2)}, got {inner.event_shape}"
+        )
+    return (4 * c, h // 2, w // 2)
+
+
 class MultiScaleLevel(Bijection):
     """One scale of the multi-scale RealNVP, output shape = input shape ``(C, H, W)``.
 
@@ -62,8 +107,7 @@ class MultiScaleLevel(Bijection):
         activation: str = "silu",
     ):
         super().__init__()
-        c, h, w = check_image_shape(shape)
-        self.event_shape = (c, h, w)
+        self.event_shape = check_image_shape(shape)
         options = dict(
             hidden=hidden,
             n_blocks=n_blocks,
@@ -71,37 +115,12 @@ class MultiScaleLevel(Bijection):
             block_kernel=block_kernel,
             activation=activation,
         )
-        self.checker = nn.ModuleList(
-            [
-                _with_actnorm(
-                    CheckerboardCoupling((c, h, w), parity=i % 2, **options), (c, h, w), actnorm
-                )
-                for i in range(n_checker)
-            ]
-        )
+        self.checker = nn.ModuleList(_checker_steps(self.event_shape, n_checker, actnorm, options))
         self.inner = inner
-        if inner is not None:
-            if h % 2 or w % 2:
-                raise ValueError(f"shape: expected even height and width to squeeze, got {shape}")
-            channel_shape = (4 * c, h // 2, w // 2)
-            if tuple(inner.event_shape or ()) != (2 * c, h // 2, w // 2):
-                raise ValueError(
-                    f"inner: expected event_shape {(2 * c, h // 2, w // 2)}, "
-                    f"got {inner.event_shape}"
-                )
-        else:
-            channel_shape = (c, h, w)
-        channel: list[Bijection] = []
-        if channel_shape[0] % 2 == 0:
-            for i in range(n_channel):
-                if invconv:
-                    step: list[Bijection] = [ActNorm(channel_shape)] if actnorm else []
-                    step.append(InvertibleConv1x1(channel_shape[0]))
-                    step.append(ChannelCoupling(channel_shape, parity=0, **options))
-                    channel.append(FlowSequence(step))
-                else:
-                    coupling = ChannelCoupling(channel_shape, parity=i % 2, **options)
-                    channel.append(_with_actnorm(coupling, channel_shape, actnorm))
+        channel_shape = (
+            self.event_shape if inner is None else _squeezed_shape(self.event_shape, inner)
+        )
+        channel = _channel_steps(channel_shape, n_channel, actnorm, invconv, options)
         # Glow's learned prior for the factored-out half: one more channel coupling, so the
         # factored-out variables are N(μ(kept), σ(kept)²) rather than N(0, I).
         if split_prior and inner is not None:

@@ -148,6 +148,14 @@ class UnitScale(Bijection):
         return f"levels={self.levels:g}"
 
 
+def check_alpha(value: object) -> float:
+    """``α`` of the logit: a number in ``(0, 0.5)``, returned as a float."""
+    alpha = check_positive_float(value, "alpha")
+    if not alpha < 0.5:
+        raise ValueError(f"alpha: expected a number in (0, 0.5), got {alpha!r}")
+    return alpha
+
+
 class Logit(Bijection):
     """``y = logit(α + (1 − 2α) x)`` for ``x`` in ``[0, 1]``, any shape ``(batch, …)``.
 
@@ -160,10 +168,7 @@ class Logit(Bijection):
 
     def __init__(self, alpha: float = 0.05):
         super().__init__()
-        alpha = check_positive_float(alpha, "alpha")
-        if not alpha < 0.5:
-            raise ValueError(f"alpha: expected a number in (0, 0.5), got {alpha!r}")
-        self.alpha = alpha
+        self.alpha = check_alpha(alpha)
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         a = self.alpha
