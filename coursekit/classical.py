@@ -18,8 +18,7 @@ import torch
 from torch import Tensor
 
 from coursekit._validation import check_positive_int, check_tensor
-
-_LOG_2PI = math.log(2 * math.pi)
+from coursekit.flows.base import LOG_2PI
 
 
 def _gaussian_log_prob(x: Tensor, means: Tensor, chol: Tensor) -> Tensor:
@@ -29,7 +28,7 @@ def _gaussian_log_prob(x: Tensor, means: Tensor, chol: Tensor) -> Tensor:
     sol = torch.linalg.solve_triangular(chol, diff, upper=False)  # L⁻¹ (x − μ)
     maha = (sol**2).sum(1).T  # (batch, K)
     log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)  # (K,)
-    return -0.5 * (maha + log_det + d * _LOG_2PI)
+    return -0.5 * (maha + log_det + d * LOG_2PI)
 
 
 class GaussianKDE:

@@ -33,13 +33,12 @@ from torch import Tensor
 
 from coursekit._validation import check_tensor
 from coursekit.datasets.toy import GaussianMixture
-
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+from coursekit.flows.base import LOG_2PI
 
 
 def _log_normal_1d(u: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     """``log N(u; mean, std²)`` broadcast over the last axis (components)."""
-    return -0.5 * ((u - mean) / std) ** 2 - torch.log(std) - _HALF_LOG_2PI
+    return -0.5 * ((u - mean) / std) ** 2 - torch.log(std) - 0.5 * LOG_2PI
 
 
 def normal_quantile_of_mixture_cdf(u: Tensor, log_w: Tensor, mean: Tensor, std: Tensor) -> Tensor:
@@ -108,7 +107,7 @@ class MixtureTriangularMap:
         z2 = normal_quantile_of_mixture_cdf(
             x2, self.conditional_log_weights(x1), self.means[:, 1], self.stds
         )
-        log_phi = -0.5 * (z1**2 + z2**2) - 2 * _HALF_LOG_2PI
+        log_phi = -0.5 * (z1**2 + z2**2) - LOG_2PI
         log_det = self.marginal_log_prob(x1) + self.conditional_log_prob(x2, x1) - log_phi
         return torch.stack([z1, z2], dim=1), log_det
 
@@ -117,7 +116,7 @@ class MixtureTriangularMap:
     def log_prob(self, x: Tensor) -> Tensor:
         """Eq. (14): ``log N(T(x); 0, I) + log|det J_T(x)|`` (equal to ``log p(x)``)."""
         z, log_det = self.forward(x)
-        return -0.5 * (z**2).sum(1) - 2 * _HALF_LOG_2PI + log_det
+        return -0.5 * (z**2).sum(1) - LOG_2PI + log_det
 
     def inverse(self, z: Tensor, iterations: int = 100) -> tuple[Tensor, Tensor]:
         """``x = T⁻¹(z)``: solve ``Φ⁻¹(F₁(x₁)) = z₁``, then ``Φ⁻¹(F₂|₁(x₂ | x₁)) = z₂``, each
