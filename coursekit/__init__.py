@@ -76,12 +76,13 @@ Modules:
   its exercise checkers :mod:`~coursekit.checkers.ch09`.
 * :mod:`coursekit.checkers`: exercise checkers :mod:`~coursekit.checkers.ch01` …
   :mod:`~coursekit.checkers.ch08` (:mod:`~coursekit.checkers.ch02`,
-  :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`, :mod:`~coursekit.checkers.ch04_structure`,
+  :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
+  :mod:`~coursekit.checkers.ch04_structure`,
   :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_train`,
   :mod:`~coursekit.checkers.ch06`, :mod:`~coursekit.checkers.ch06_layers`,
   :mod:`~coursekit.checkers.ch07`, :mod:`~coursekit.checkers.ch08_importance`),
-  on :mod:`~coursekit.checkers._common`,
-  :mod:`~coursekit.checkers._inputs`,
+  on :mod:`~coursekit.checkers._common`, :mod:`~coursekit.checkers._hints`,
+  :mod:`~coursekit.checkers._answers`, :mod:`~coursekit.checkers._inputs`,
   :mod:`~coursekit.checkers._sections` (where each exercise's idea is taught) and
   :mod:`~coursekit.checkers._time_limit`;
   :mod:`coursekit.exercises` (builds the exercise notebooks).

@@ -15,7 +15,7 @@ from _checker_runs import accepts, rejects, run
 from torch import nn
 
 import coursekit.checkers as ck
-from coursekit.checkers import _common, ch05_train
+from coursekit.checkers import _hints, ch05_train
 from coursekit.checkers.ch04_structure import mask_stacks, measured_untouched
 
 SOLUTION_05 = Path(__file__).resolve().parents[1] / "solutions" / "05_realnvp_toy.ipynb"
@@ -157,5 +157,5 @@ def test_ch05_training_limit_counts_cpu_time_not_the_wall_clock(monkeypatch):
         while True:
             sum(range(1000))
 
-    with pytest.raises(_common.Hint, match="s of CPU time"):
+    with pytest.raises(_hints.Hint, match="s of CPU time"):
         ch05_train.train_with_cpu_limit(computes, flow)

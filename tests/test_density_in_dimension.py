@@ -44,8 +44,10 @@ def test_plane_four_modes_is_the_slides_mixture_on_a_rotated_plane() -> None:
     # the exact density, written out
     x = target.sample(300, generator=torch.Generator().manual_seed(1))
     sq = ((x[:, None, :] - means[None]) ** 2).sum(-1)
-    want = torch.logsumexp(-sq / (2 * 0.25), dim=1) - math.log(4) - 6 * math.log(
-        0.5 * math.sqrt(2 * math.pi)
+    want = (
+        torch.logsumexp(-sq / (2 * 0.25), dim=1)
+        - math.log(4)
+        - 6 * math.log(0.5 * math.sqrt(2 * math.pi))
     )
     assert torch.allclose(target.log_prob(x), want, atol=1e-12)
     # samples: mean 0, covariance σ² I + (1/4) Σ c_k c_kᵀ

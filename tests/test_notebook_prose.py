@@ -320,9 +320,20 @@ def test_development_history_and_missing_sections_are_found(tmp_path):
         ],
     )
     found = " ".join(development_history(nb))
-    for phrase in ("first version", "AMD", "EPYC", "images/s", "not compared", "nbval",
-                   "x86_64", "2 cores", "load average", "--data-dir", "/work/",
-                   "shared machine"):
+    for phrase in (
+        "first version",
+        "AMD",
+        "EPYC",
+        "images/s",
+        "not compared",
+        "nbval",
+        "x86_64",
+        "2 cores",
+        "load average",
+        "--data-dir",
+        "/work/",
+        "shared machine",
+    ):
         assert phrase in found
     assert "probability" not in found
     assert missing_sections(nb) == ["no '## References' section"]

@@ -8,7 +8,9 @@ from collections.abc import Callable
 import torch
 from scipy import stats
 
-from coursekit.checkers._common import Hint, as_float, call, checker, close, fmt
+from coursekit.checkers._answers import as_float, close, fmt
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 from coursekit.checkers._inputs import check_unchanged
 
 _CASES = [(0.0, 1.0, 1.0, 2.0), (1.5, 0.5, -0.5, 1.0), (0.0, 3.0, 0.0, 1.0), (2.0, 1.0, 2.0, 1.0)]

@@ -8,7 +8,9 @@ from collections.abc import Callable
 import torch
 from scipy import stats
 
-from coursekit.checkers._common import Hint, as_float, as_tensor, call, checker, close, fmt
+from coursekit.checkers._answers import as_float, as_tensor, close, fmt
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 from coursekit.checkers._inputs import check_unchanged
 
 _SQRT_2PI = math.sqrt(2 * math.pi)

@@ -2,7 +2,7 @@
 
 Slides: TRANSPORT DE MESURES (DIM. d > 1), eq. (11).
 
-Tolerances follow the checking policy (:func:`coursekit.checkers._common.matches`): relative,
+Tolerances follow the checking policy (:func:`coursekit.checkers._answers.matches`): relative,
 so a right formula with a float32 constant passes, while a missing Jacobian term, a sign, an
 absolute value left out or a term evaluated at the wrong point moves the answer by O(1).
 """
@@ -15,20 +15,9 @@ from collections.abc import Callable
 import torch
 from scipy import stats
 
-from coursekit.checkers._common import (
-    Hint,
-    as_float,
-    as_pair,
-    as_tensor,
-    call,
-    checker,
-    close,
-    fmt,
-    follow_policy,
-    matches,
-)
-
-follow_policy(3)
+from coursekit.checkers._answers import as_float, as_pair, as_tensor, close, fmt, matches
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 
 #: the linear maps used in exercise 3.2: det 2.5, det −7 (a reflection) and a 3-D one
 A_MATRIX = [[2.0, 1.0], [0.5, 1.5]]

@@ -7,7 +7,7 @@ order of the inverse steps); 4.3 the chain rule (13) with layers given as (map, 
 (where each log-det is evaluated); 4.4 which coordinates a stack never transforms; 4.5 the
 structural zeros of a coupling's Jacobian.
 
-Tolerances follow the checking policy (:func:`coursekit.checkers._common.matches`).
+Tolerances follow the checking policy (:func:`coursekit.checkers._answers.matches`).
 """
 
 from __future__ import annotations
@@ -19,18 +19,10 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-from coursekit.checkers._common import (
-    Hint,
-    as_pair,
-    as_tensor,
-    call,
-    checker,
-    follow_policy,
-    matches,
-)
+from coursekit.checkers._answers import as_pair, as_tensor, matches
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 from coursekit.flows import AffineCoupling
-
-follow_policy(4)
 
 _MASK = torch.tensor([True, False, True, False, False])
 

@@ -6,7 +6,7 @@ sees standardised data, in the data's own units; 5.3 sampling with a temperature
 and their log-density from one inverse pass; 5.5 a reported NLL turned into a KL. Exercise 5.6
 (build and train) is in :mod:`coursekit.checkers.ch05_train`.
 
-Tolerances follow the checking policy (:func:`coursekit.checkers._common.matches`): relative,
+Tolerances follow the checking policy (:func:`coursekit.checkers._answers.matches`): relative,
 so a float32 constant such as ``torch.log(torch.tensor(2 * torch.pi))`` or a float32
 ``MultivariateNormal`` never rejects a right formula, while every conceptual error (a missing
 log-det, a sign, a term evaluated at the wrong point) moves the answer by O(1).
@@ -22,22 +22,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from coursekit.checkers._common import (
-    Hint,
-    as_float,
-    as_pair,
-    as_tensor,
-    call,
-    checker,
-    fmt,
-    follow_policy,
-    matches,
-)
+from coursekit.checkers._answers import as_float, as_pair, as_tensor, fmt, matches
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 from coursekit.checkers.ch04 import random_couplings
 from coursekit.datasets import four_modes
 from coursekit.flows import FlowSequence, standard_normal_log_prob
-
-follow_policy(5)
 
 #: the test NLL (nats) reported for a RealNVP on the 4-mode data in exercise 5.5
 REPORTED_NLL = 3.05

@@ -37,16 +37,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from coursekit.checkers._common import (
-    Hint,
-    StudentError,
-    StudentTimeout,
-    as_pair,
-    call,
-    call_mutating,
-    checker,
-    fmt,
-)
+from coursekit.checkers._answers import as_pair, fmt
+from coursekit.checkers._common import call, call_mutating, checker
+from coursekit.checkers._hints import Hint, StudentError, StudentTimeout
 from coursekit.datasets import four_modes
 from coursekit.flows import standard_normal_log_prob
 

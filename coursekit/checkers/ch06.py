@@ -18,21 +18,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from coursekit.checkers._common import (
-    Hint,
-    as_float,
-    as_pair,
-    as_tensor,
-    call,
-    checker,
-    fmt,
-    follow_policy,
-    matches,
-)
+from coursekit.checkers._answers import as_float, as_pair, as_tensor, fmt, matches
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 from coursekit.flows.preprocessing import Logit
 from coursekit.metrics import bits_per_dim
-
-follow_policy(6)
 
 
 def synthetic_images(n: int = 16, size: int = 8, seed: int = 0) -> Tensor:

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from coursekit.checkers._common import Hint, as_pair, as_tensor, call, checker, matches
+from coursekit.checkers._answers import as_pair, as_tensor, matches
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 
 
 @checker("6.4", "squeeze and unsqueeze")

@@ -12,22 +12,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from coursekit.checkers._common import (
-    Hint,
-    as_float,
-    as_pair,
-    as_tensor,
-    call,
-    checker,
-    close,
-    fmt,
-    follow_policy,
-    matches,
-)
+from coursekit.checkers._answers import as_float, as_pair, as_tensor, close, fmt, matches
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 from coursekit.datasets import four_modes
 from coursekit.practice import gap_region, summarise
-
-follow_policy(7)
 
 
 def random_zuko_flow(name: str = "NSF", dim: int = 2, seed: int = 0) -> Any:

@@ -16,7 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from coursekit.checkers._common import Hint, as_tensor, call, checker, fmt, matches
+from coursekit.checkers._answers import as_tensor, fmt, matches
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 from coursekit.checkers.ch08 import SHAPE, _images, _noise, elbo_reference, random_dequantized_flow
 
 

@@ -9,7 +9,9 @@ from collections.abc import Callable
 
 import torch
 
-from coursekit.checkers._common import Hint, as_float, as_pair, as_tensor, call, checker, close
+from coursekit.checkers._answers import as_float, as_pair, as_tensor, close
+from coursekit.checkers._common import call, checker
+from coursekit.checkers._hints import Hint
 from coursekit.flows import RealNVP, standard_normal_log_prob
 from coursekit.reverse_kl import Wells, importance_log_z, reverse_kl_loss
 
