@@ -76,7 +76,8 @@ Modules:
 * :mod:`coursekit.checkers`: exercise checkers :mod:`~coursekit.checkers.ch01` …
   :mod:`~coursekit.checkers.ch08` (:mod:`~coursekit.checkers.ch02`,
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
-  :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_train`,
+  :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_generation`,
+  :mod:`~coursekit.checkers.ch05_train`, :mod:`~coursekit.checkers.ch05_flow_checks`,
   :mod:`~coursekit.checkers.ch06`, :mod:`~coursekit.checkers.ch06_layers`,
   :mod:`~coursekit.checkers.ch07`, :mod:`~coursekit.checkers.ch08_importance`),
   on :mod:`~coursekit.checkers._common`,

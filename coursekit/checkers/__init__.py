@@ -5,9 +5,9 @@ what is wrong (never the solution, never a traceback), or ``Exercise N.M: not do
 while the exercise still raises ``NotImplementedError``. It returns True on a pass. It never
 raises, whatever the student's function returns, and stops a function that runs longer than
 60 s (:func:`set_time_limit` changes the limit).
-One module per chapter, :mod:`.ch01` … :mod:`.ch09` (chapter 5's build-and-train, 6's image
-layers and 8's importance-weighted bounds in :mod:`.ch05_train`, :mod:`.ch06_layers`,
-:mod:`.ch08_importance`).
+One module per chapter, :mod:`.ch01` … :mod:`.ch09` (chapter 5's generation and
+build-and-train, 6's image layers and 8's importance-weighted bounds in :mod:`.ch05_generation`,
+:mod:`.ch05_train` with :mod:`.ch05_flow_checks`, :mod:`.ch06_layers`, :mod:`.ch08_importance`).
 """
 
 from coursekit.checkers._common import (
@@ -51,10 +51,12 @@ from coursekit.checkers.ch04 import (
 )
 from coursekit.checkers.ch05 import (
     check_kl_from_nll,
-    check_sample_with_log_prob,
-    check_sample_with_temperature,
     check_stack_log_prob,
     check_standardised_nll,
+)
+from coursekit.checkers.ch05_generation import (
+    check_sample_with_log_prob,
+    check_sample_with_temperature,
 )
 from coursekit.checkers.ch05_train import check_build_and_train
 from coursekit.checkers.ch06 import (
