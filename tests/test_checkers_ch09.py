@@ -157,6 +157,13 @@ def iw_wrong_se(log_w, mode):
     return iw(log_w)[0], se
 
 
+def iw_in_place(log_w):
+    m = float(log_w.max())
+    log_w -= m  # changes the caller's tensor
+    w = log_w.exp()
+    return m + float(w.mean().log()), float(w.std() / (math.sqrt(len(w)) * w.mean()))
+
+
 IW_RIGHT = {
     "the reference": iw,
     "numpy, sd with n - 1": iw_numpy,
@@ -177,6 +184,7 @@ IW_WRONG = {
     "pair swapped": (lambda lw: iw(lw)[::-1], "wrong order"),
     "log Z alone": (lambda lw: iw(lw)[0], "return a pair"),
     "strings": (lambda lw: ("a", "b"), "not a string"),
+    "log_w shifted in place": (iw_in_place, "changed its input log_w in place"),
 }
 
 
@@ -226,6 +234,12 @@ def coupling_numpy(x, c, net):
     return z.numpy(), log_det.numpy()
 
 
+def coupling_in_place(x, c, net):
+    s, t = net(torch.cat([x[:, :1], c], 1)).chunk(2, dim=1)
+    x[:, 1:] = x[:, 1:] * s.exp() + t  # writes into the caller's x
+    return x, s[:, 0]
+
+
 COUPLING_RIGHT = {
     "the reference": coupling,
     "index assignment on a copy": coupling_by_index,
@@ -251,6 +265,7 @@ COUPLING_WRONG = {
     "z1 changed": (lambda x, c, n: (x * 2, torch.zeros(32)), "z1 must be x1"),
     "z alone": (lambda x, c, n: coupling(x, c, n)[0], "pair"),
     "wrong shapes": (lambda x, c, n: (x[:3], x[:3, 0]), "shape"),
+    "x edited in place": (coupling_in_place, "changed its input x in place"),
 }
 
 
@@ -319,6 +334,13 @@ def tri_cdf_values(x, s1, s2, rho):
     return Normal(0.0, 1.0).cdf(tri(x, s1, s2, rho))
 
 
+def tri_in_place(x, s1, s2, rho):
+    x[:, 1] -= rho * s2 / s1 * x[:, 0]
+    x[:, 1] /= s2 * math.sqrt(1 - rho**2)
+    x[:, 0] /= s1
+    return x
+
+
 TRI_RIGHT = {
     "the reference": tri,
     "Cholesky factor, triangular solve": tri_cholesky,
@@ -340,6 +362,7 @@ TRI_WRONG = {
     "symmetric whitening": (tri_symmetric, "not triangular"),
     "CDF values": (tri_cdf_values, "apply Φ⁻¹"),
     "wrong shape": (lambda x, s1, s2, r: tri(x, s1, s2, r)[:, 0], "shape"),
+    "x standardised in place": (tri_in_place, "changed its input x in place"),
 }
 
 
@@ -418,6 +441,9 @@ HUTCH_RIGHT = {
     ).sum(1),
     "torch.func.vjp": hutch_func_vjp,
     "vmap of a VJP per row": hutch_vmap_rows,
+    "vmap of torch.func.grad per row": lambda v, x, e: (
+        torch.func.vmap(torch.func.grad(lambda xi, ei: (v(xi) * ei).sum()))(x, e) * e
+    ).sum(1),
     "a loop of one VJP per row, numpy": hutch_row_loop,
 }
 HUTCH_WRONG = {

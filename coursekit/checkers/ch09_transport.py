@@ -112,7 +112,10 @@ class CountingField(nn.Module):
         out = self.field(x)
         if out.requires_grad:
             level = _functorch_level(x)
-            out.register_hook(lambda grad: self._count(grad, level))
+            try:
+                out.register_hook(lambda grad: self._count(grad, level))
+            except RuntimeError:  # a transform that refuses hooks: this call is not counted
+                pass
         return out
 
     def _count(self, grad: Tensor, level: int) -> None:
