@@ -266,6 +266,10 @@ COUPLING_WRONG = {
     "z alone": (lambda x, c, n: coupling(x, c, n)[0], "pair"),
     "wrong shapes": (lambda x, c, n: (x[:3], x[:3, 0]), "shape"),
     "x edited in place": (coupling_in_place, "changed its input x in place"),
+    "float32 input to a float64 net": (
+        lambda x, c, n: coupling(x.float(), c.float(), n),
+        "must have the same dtype",
+    ),
 }
 
 
@@ -440,6 +444,9 @@ HUTCH_RIGHT = {
         e * torch.autograd.functional.jvp(v, x, e)[1]
     ).sum(1),
     "torch.func.vjp": hutch_func_vjp,
+    "torch.autograd.functional.vjp": lambda v, x, e: (
+        torch.autograd.functional.vjp(v, x, e)[1] * e
+    ).sum(1),
     "vmap of a VJP per row": hutch_vmap_rows,
     "vmap of torch.func.grad per row": lambda v, x, e: (
         torch.func.vmap(torch.func.grad(lambda xi, ei: (v(xi) * ei).sum()))(x, e) * e

@@ -239,7 +239,7 @@ def check_conditional_coupling(fn: Callable) -> str:
         try:
             z, log_det = as_pair(call(fn, x.clone(), c.clone(), net))
         except StudentError as err:
-            if "mat1 and mat2" in str(err):
+            if "shapes cannot be multiplied" in str(err):
                 raise Hint(
                     f"net takes [x1, c], (batch, 2): concatenate the kept half and the context, "
                     f"torch.cat([x1, c], dim=1) (your code raised {err})"
