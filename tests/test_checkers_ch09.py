@@ -48,7 +48,13 @@ def rkl(flow, energy, eps, mode="ok"):
         "base_at_x": standard_normal_log_prob(x) - log_det,
         "no_const": -0.5 * (eps**2).sum(1) - log_det,
     }.get(mode, log_n - log_det)
-    e = {"minus_e": -energy(x), "e_at_eps": energy(eps)}.get(mode, energy(x))
+    e = {
+        "minus_e": -energy(x),
+        "e_at_eps": energy(eps),
+        "detach_x": energy(x.detach()),
+    }.get(mode, energy(x))
+    if mode == "detach_ld":
+        log_q = log_n - log_det.detach()
     if mode == "forward":
         x_fwd, ld_fwd = flow(eps)
         log_q, e = log_n - ld_fwd, energy(x_fwd)
@@ -85,6 +91,7 @@ RKL_RIGHT = {
     "float32 log(2π) constant": rkl_float32_constant,
     "MultivariateNormal(zeros(2), eye(2)), float32": rkl_mvn,
     "numpy": rkl_numpy,
+    "computed under torch.no_grad, a value": lambda *a: torch.no_grad()(rkl)(*a),
 }
 RKL_WRONG = {
     "log-det missing": (lambda *a: rkl(*a, mode="no_ld"), "the log-det is missing"),
@@ -96,6 +103,8 @@ RKL_WRONG = {
     "energy at eps": (lambda *a: rkl(*a, mode="e_at_eps"), "energy is evaluated at the sample"),
     "forward instead of inverse": (lambda *a: rkl(*a, mode="forward"), "INVERSE"),
     "no normalisation": (lambda *a: rkl(*a, mode="no_const"), "normalisation constant"),
+    "x detached in the energy": (lambda *a: rkl(*a, mode="detach_x"), "reparameterisation"),
+    "log-det detached": (lambda *a: rkl(*a, mode="detach_ld"), "log_det is detached"),
     "a string": (lambda f, e, eps: "0.3", "not a string"),
     "a vector": (lambda f, e, eps: torch.zeros(3), "single number"),
     "None": (lambda f, e, eps: None, "should be a number"),

@@ -110,22 +110,64 @@ def _rkl_mistakes(flow: RealNVP, energy: Callable, eps: Tensor) -> list[tuple[fl
     ]
 
 
+def _grad(loss: Tensor, flow: nn.Module) -> Tensor:
+    params = list(flow.parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
+    return torch.cat(
+        [
+            (g if g is not None else torch.zeros_like(p)).flatten()
+            for g, p in zip(grads, params, strict=True)
+        ]
+    )
+
+
+def _check_rkl_gradient(out: Tensor, flow: RealNVP, energy: Callable, eps: Tensor) -> None:
+    """A loss returned in the graph must have the loss's gradient: x = f⁻¹(eps) carries it
+    into E(x) (the reparameterisation trick) and log_det into log q."""
+    grad = _grad(out.reshape(()), flow)
+    x, log_det = flow.inverse(eps)
+    if matches(grad, _grad((standard_normal_log_prob(eps) - log_det + energy(x)).mean(), flow)):
+        return
+    first_match(
+        grad,
+        [
+            (
+                _grad((energy(x.detach()) - log_det).mean(), flow),
+                "the value is right but x is detached inside E(x): the gradient of the loss "
+                "reaches the flow THROUGH the sample x = f⁻¹(eps) (the reparameterisation trick)",
+            ),
+            (
+                _grad(energy(x).mean(), flow),
+                "the value is right but log_det is detached: log q(x) depends on the flow "
+                "through log|det dx/deps|, keep it in the graph",
+            ),
+        ],
+    )
+    raise Hint(
+        "the value is right but its gradient is not the loss's: keep x and log_det from "
+        "flow.inverse(eps) in the graph (no .detach() or torch.no_grad)"
+    )
+
+
 @checker("9.1", "the reverse-KL loss")
 def check_reverse_kl_loss(fn: Callable) -> str:
-    """``fn(flow, energy, eps)`` = ``mean(log q(x) + E(x))`` with ``x = flow.inverse(eps)[0]``."""
+    """``fn(flow, energy, eps)`` = ``mean(log q(x) + E(x))`` with ``x = flow.inverse(eps)[0]``;
+    a float passes on its value, a tensor in the graph must also have the loss's gradient."""
     target = wells()
     for seed in (0, 1):
         flow = random_flow(seed)
         eps = torch.randn(512, 2, generator=gen(seed + 5), dtype=_F64)
-        got = as_float(call(fn, flow, target.energy, eps.clone()), "your loss")
+        out = call(fn, flow, target.energy, eps.clone())
+        got = as_float(out, "your loss")
         with torch.no_grad():
-            if matches(got, float(reverse_kl_loss(flow, target.energy, eps)), scale=1.0):
-                continue
-            first_match(got, _rkl_mistakes(flow, target.energy, eps), scale=1.0)
-        raise Hint(
-            "wrong value: x, log_det = flow.inverse(eps); log q = log N(eps; 0, I) - log_det; "
-            "return the mean of log q + E(x)"
-        )
+            if not matches(got, float(reverse_kl_loss(flow, target.energy, eps)), scale=1.0):
+                first_match(got, _rkl_mistakes(flow, target.energy, eps), scale=1.0)
+                raise Hint(
+                    "wrong value: x, log_det = flow.inverse(eps); log q = log N(eps; 0, I) - "
+                    "log_det; return the mean of log q + E(x)"
+                )
+        if isinstance(out, Tensor) and out.requires_grad:
+            _check_rkl_gradient(out, flow, target.energy, eps)
     return "KL(q || p) - log Z = E_eps[log q(x) + E(x)], x = f⁻¹(eps): no samples of p needed."
 
 
