@@ -120,22 +120,30 @@ class CountingField(nn.Module):
 
     def _count(self, grad: Tensor, level: int) -> None:
         self.backward += 1
-        try:
-            from torch._C._functorch import is_batchedtensor, is_legacy_batchedtensor
-        except ImportError:  # pragma: no cover - older torch: only loops are counted
-            return
-        if is_legacy_batchedtensor(grad) or (
-            is_batchedtensor(grad) and _functorch_level(grad) >= level
-        ):
-            self.full = True
+        self.full = self.full or _batched_cotangent(grad, level)
 
 
 def _functorch_level(t: Tensor) -> int:
+    """The functorch transform level of ``t`` (-1 outside any transform)."""
     try:
         from torch._C._functorch import maybe_get_level
-    except ImportError:  # pragma: no cover
+
+        return int(maybe_get_level(t))
+    except Exception:  # noqa: BLE001 - a private API: without it only loops are counted
         return -1
-    return int(maybe_get_level(t))
+
+
+def _batched_cotangent(grad: Tensor, level: int) -> bool:
+    """Whether ``grad`` is a batch of cotangents vmapped inside the differentiation of an
+    input at transform ``level`` (a full Jacobian in one backward pass)."""
+    try:
+        from torch._C._functorch import is_batchedtensor, is_legacy_batchedtensor
+
+        if is_legacy_batchedtensor(grad):
+            return True
+        return bool(is_batchedtensor(grad)) and _functorch_level(grad) >= level
+    except Exception:  # noqa: BLE001 - a private API: without it only loops are counted
+        return False
 
 
 @checker("9.5", "Hutchinson's trace estimator")
