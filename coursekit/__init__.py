@@ -73,12 +73,13 @@ Modules:
   (reverse KL, importance-weighted log Z), :mod:`~coursekit.flows.conditional` and
   :mod:`~coursekit.datasets.conditional` (conditional flows, their targets),
   :mod:`coursekit.flow_matching` (a continuous flow), :mod:`coursekit.classical` (KDE, EM);
-  its exercise checkers :mod:`~coursekit.checkers.ch09`.
+  its exercise checkers :mod:`~coursekit.checkers.ch09`, :mod:`~coursekit.checkers.ch09_transport`.
 * :mod:`coursekit.checkers`: exercise checkers :mod:`~coursekit.checkers.ch01` …
   :mod:`~coursekit.checkers.ch08` (:mod:`~coursekit.checkers.ch02`,
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
   :mod:`~coursekit.checkers.ch04_structure`,
-  :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_train`,
+  :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_generation`,
+  :mod:`~coursekit.checkers.ch05_train`, :mod:`~coursekit.checkers.ch05_flow_checks`,
   :mod:`~coursekit.checkers.ch06`, :mod:`~coursekit.checkers.ch06_layers`,
   :mod:`~coursekit.checkers.ch07`, :mod:`~coursekit.checkers.ch08_importance`),
   on :mod:`~coursekit.checkers._common`, :mod:`~coursekit.checkers._hints`,

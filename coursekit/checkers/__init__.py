@@ -6,8 +6,9 @@ while the exercise still raises ``NotImplementedError``. It returns True on a pa
 raises, whatever the student's function returns, and stops a function that runs longer than
 60 s (:func:`set_time_limit` changes the limit).
 One module per chapter, :mod:`.ch01` … :mod:`.ch09` (chapter 4's structure questions, 5's
-build-and-train, 6's image layers and 8's importance-weighted bounds in :mod:`.ch04_structure`,
-:mod:`.ch05_train`, :mod:`.ch06_layers`, :mod:`.ch08_importance`).
+generation and build-and-train, 6's image layers, 8's importance-weighted bounds and 9's
+transport maps in :mod:`.ch04_structure`, :mod:`.ch05_generation`, :mod:`.ch05_train` with
+:mod:`.ch05_flow_checks`, :mod:`.ch06_layers`, :mod:`.ch08_importance`, :mod:`.ch09_transport`).
 """
 
 from coursekit.checkers._common import (
@@ -46,10 +47,12 @@ from coursekit.checkers.ch04 import check_compose, check_coupling_forward, check
 from coursekit.checkers.ch04_structure import check_jacobian_zeros, check_never_transformed
 from coursekit.checkers.ch05 import (
     check_kl_from_nll,
-    check_sample_with_log_prob,
-    check_sample_with_temperature,
     check_stack_log_prob,
     check_standardised_nll,
+)
+from coursekit.checkers.ch05_generation import (
+    check_sample_with_log_prob,
+    check_sample_with_temperature,
 )
 from coursekit.checkers.ch05_train import check_build_and_train
 from coursekit.checkers.ch06 import (
@@ -73,11 +76,10 @@ from coursekit.checkers.ch08 import (
 from coursekit.checkers.ch08_importance import check_iw_bound, check_iw_log_prob
 from coursekit.checkers.ch09 import (
     check_conditional_coupling,
-    check_hutchinson,
     check_iw_log_z,
     check_reverse_kl_loss,
-    check_triangular_gaussian,
 )
+from coursekit.checkers.ch09_transport import check_hutchinson, check_triangular_gaussian
 
 __all__ = [
     "check_triangular_gaussian",

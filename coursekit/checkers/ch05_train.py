@@ -9,7 +9,8 @@ The student supplies two functions:
   ``sampler.sample(batch_size)`` (float32, shape (batch_size, 2)) of the slides' 4 modes
   (:class:`TrainingSampler`: the same object a student can use to try ``train``).
 
-The checker probes them in order, cheapest first, so that each classic bug gets its own hint:
+The checker probes them in order, cheapest first, so that each classic bug gets its own hint
+(steps 1–2 in :mod:`coursekit.checkers.ch05_flow_checks`):
 
 1. exactness in float64 with random weights: ``inverse(forward(x)) = x`` and the log-dets
    cancel (≤ 1e-10), the log-det equals autograd's ``log|det J|``, the input is not modified;
@@ -37,11 +38,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from coursekit.checkers._answers import as_pair, fmt
-from coursekit.checkers._common import call, call_mutating, checker
+from coursekit.checkers._common import call_mutating, checker
 from coursekit.checkers._hints import Hint, StudentError, StudentTimeout
+from coursekit.checkers.ch05_flow_checks import (
+    StudentDensity,
+    build_student_flow,
+    check_exact_flow,
+    student_log_prob,
+)
 from coursekit.datasets import four_modes
-from coursekit.flows import standard_normal_log_prob
 
 #: steps of the full training run by the checker
 TRAIN_STEPS = 2_000
@@ -51,8 +56,6 @@ MAX_CPU_SECONDS = 60.0
 KL_BAR = 0.1
 
 _WHERE_LOOP = "see notebook 05, section 'Training by hand'"
-_WHERE_MASKS = "see notebook 04, section 'Why the masks must alternate'"
-_WHERE_LAYER = "see notebook 04, section 'The affine coupling layer'"
 
 
 class TrainingSampler:
@@ -101,94 +104,6 @@ class RecordingSampler(TrainingSampler):
         return x
 
 
-def _log_prob(flow: nn.Module, x: Tensor, what: str = "your flow") -> Tensor:
-    z, log_det = as_pair(call(flow, x), what)
-    if not isinstance(z, Tensor) or z.shape != x.shape:
-        raise Hint(f"{what}(x) should return z with the shape of x, {tuple(x.shape)}")
-    if not isinstance(log_det, Tensor) or log_det.shape != (x.shape[0],):
-        raise Hint(f"{what}(x) should return a log_det of shape (batch,) = ({x.shape[0]},)")
-    return standard_normal_log_prob(z) + log_det
-
-
-class _Density(nn.Module):
-    """``log p_θ(x) = log N(f(x)) + log|det J_f(x)|`` (eq. 14) of the student's flow."""
-
-    def __init__(self, flow: nn.Module):
-        super().__init__()
-        self.flow = flow
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        return _log_prob(self.flow, x)
-
-
-def _build(build_flow: Callable, seed: int) -> nn.Module:
-    flow = call(build_flow, seed)
-    if not isinstance(flow, nn.Module):
-        raise Hint(f"build_flow(seed) should return a torch.nn.Module, got {type(flow).__name__}")
-    if not list(flow.parameters()):
-        raise Hint("build_flow(seed) returned a flow without trainable parameters")
-    if not callable(getattr(flow, "inverse", None)):
-        raise Hint("your flow needs an inverse(z) method returning (x, log_det)")
-    return flow
-
-
-def _check_exact(build_flow: Callable) -> None:
-    """Step 1 and 2: exact inverse, log-det = autograd, no in-place change, alternation."""
-    flow = _build(build_flow, 1).double()
-    g = torch.Generator().manual_seed(11)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    x = torch.randn(64, 2, generator=g, dtype=torch.float64)
-    x_copy = x.clone()
-    with torch.no_grad():
-        z, ld = as_pair(call(flow, x), "your flow")
-        if not torch.equal(x, x_copy):
-            raise Hint(f"your flow modified its input x in place: work on a copy ({_WHERE_LAYER})")
-        if not isinstance(z, Tensor) or z.shape != x.shape:
-            raise Hint("flow(x) should return z with the shape of x")
-        if not isinstance(ld, Tensor) or ld.shape != (64,):
-            raise Hint("flow(x) should return a log_det of shape (batch,)")
-        z_copy = z.clone()
-        x_back, ld_inv = as_pair(call(flow.inverse, z), "your flow.inverse")
-        if not torch.equal(z, z_copy):
-            raise Hint(
-                f"flow.inverse modified its input z in place: work on a copy ({_WHERE_LAYER})"
-            )
-        if not isinstance(x_back, Tensor) or x_back.shape != x.shape:
-            raise Hint("flow.inverse(z) should return x with the shape of z")
-    err = float((x_back - x).abs().max())
-    if not err <= 1e-10:
-        raise Hint(
-            f"inverse(forward(x)) differs from x by {fmt(err)} in float64 (bar 1e-10): run the "
-            f"inverse layers in reverse order, each undoing its forward ({_WHERE_LAYER})"
-        )
-    if not float((ld + ld_inv).abs().max()) <= 1e-10:
-        raise Hint(
-            "the log-dets of forward and inverse should cancel: inverse returns −Σ s "
-            f"({_WHERE_LAYER})"
-        )
-    moved = (z - x).abs().amax(dim=0)
-    if bool((moved == 0).any()):
-        j = int(torch.nonzero(moved == 0)[0]) + 1
-        raise Hint(
-            f"coordinate x_{j} is never transformed by any layer: the masks must alternate "
-            f"([1, 0], [0, 1], …) ({_WHERE_MASKS})"
-        )
-    x_small = x[:8].clone().requires_grad_(True)
-    z_small, ld_small = flow(x_small)
-    rows = [
-        torch.autograd.grad(z_small[:, i].sum(), x_small, retain_graph=True)[0] for i in range(2)
-    ]
-    jac = torch.stack(rows, dim=1)  # (batch, 2, 2)
-    want = torch.linalg.slogdet(jac).logabsdet
-    if not float((ld_small.detach() - want).abs().max()) <= 1e-8:
-        raise Hint(
-            "the log_det returned by your flow is not log|det ∂z/∂x|: sum every layer's Σ s "
-            f"(eq 12–13) ({_WHERE_LAYER})"
-        )
-
-
 def _flat_grad(params: list[Tensor]) -> Tensor | None:
     grads = [p.grad for p in params]
     if all(gr is None for gr in grads):
@@ -207,7 +122,7 @@ def _reference_grad(flow: nn.Module, state: dict, batch: Tensor) -> Tensor:
     params = [p for p in twin.parameters() if p.requires_grad]
     for p in params:
         p.grad = None
-    loss = -_log_prob(twin, batch).mean()
+    loss = -student_log_prob(twin, batch).mean()
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return torch.cat(
         [
@@ -223,7 +138,7 @@ def _matches(a: Tensor, b: Tensor, rtol: float = 1e-3) -> bool:
 
 def _check_gradients(build_flow: Callable, train: Callable) -> None:
     """Step 3: one short training, then the parameters' .grad against the candidates."""
-    flow = _build(build_flow, 2)
+    flow = build_student_flow(build_flow, 2)
     params = [p for p in flow.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     spy = RecordingSampler(flow, seed=3)
@@ -320,9 +235,9 @@ def check_build_and_train(build_flow: Callable, train: Callable) -> str:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _check_exact(build_flow)
+        check_exact_flow(build_flow)
         _check_gradients(build_flow, train)
-        flow = _build(build_flow, 0)
+        flow = build_student_flow(build_flow, 0)
         torch.manual_seed(0)
         cpu = train_with_cpu_limit(train, flow)
     finally:
@@ -353,7 +268,7 @@ def kl_after_training(flow: nn.Module, seed: int = 5, n: int = 20_000) -> tuple[
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         x = target.sample(n, generator=g, dtype=torch.float32)
-        d = target.log_prob(x.double()) - _Density(flow).log_prob(x).double()
+        d = target.log_prob(x.double()) - StudentDensity(flow).log_prob(x).double()
     if not bool(torch.isfinite(d).all()):
         return math.nan, math.nan
     return float(d.mean()), float(d.std() / math.sqrt(d.numel()))
