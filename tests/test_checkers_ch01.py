@@ -142,6 +142,11 @@ NLL_WRONG = {
         "no gradient",
     ),
     "math.log(sigma)": (_nll_math_log, "misses 1/σ"),
+    "np.log(sigma)": (
+        lambda x, m, s: (0.5 * ((x - m) / s) ** 2).mean() + np.log(s) + np.log(2 * np.pi) / 2,
+        "numpy cannot follow them",
+    ),
+    ".item() at the end": (lambda x, m, s: nll_ref(x, m, s).item(), "no gradient"),
     ".item() of mu": (
         lambda x, m, s: nll_ref(x, torch.tensor(m.item(), dtype=x.dtype), s),
         "does not reach mu",

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from coursekit.checkers._common import (
     Hint,
+    StudentError,
     as_float,
     call,
     checker,
@@ -153,7 +154,16 @@ def check_gaussian_nll(fn: Callable) -> str:
         where = f"for mu = {m}, sigma = {s}"
         mu = torch.tensor(m, dtype=torch.float64, requires_grad=True)
         sigma = torch.tensor(s, dtype=torch.float64, requires_grad=True)
-        out = call(fn, x.clone(), mu, sigma)
+        try:
+            out = call(fn, x.clone(), mu, sigma)
+        except StudentError as err:
+            if "requires grad" in str(err) and "numpy" in str(err):
+                raise Hint(
+                    "numpy (or scipy) was given mu or sigma, which require gradients: numpy "
+                    "cannot follow them. Section 3 minimises this NLL by gradient descent, so "
+                    "compute it with torch operations (torch.log, not np.log)"
+                ) from None
+            raise
         got = as_float(out, f"gaussian_nll(x, {m}, {s})")
         want, d_mu, d_sigma = _nll_and_grads(x, m, s)
         if not matches(got, want):
@@ -193,8 +203,8 @@ def check_gaussian_nll(fn: Callable) -> str:
             if name == "sigma" and g is not None and matches(g, w - 1.0 / s, scale=1.0):
                 raise Hint(
                     f"the value is right but d NLL/d sigma misses 1/σ {where}: the log σ term "
-                    "was computed outside autograd (math.log(sigma) or float(sigma)); use "
-                    "torch.log(sigma)"
+                    "was computed outside autograd (math.log(sigma), float(sigma) or "
+                    "torch.tensor(sigma)); use torch.log(sigma)"
                 )
             raise Hint(
                 f"the value is right but autograd does not reach {name} {where} "
