@@ -44,7 +44,7 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
     "3.3": ("03", "3. A nonlinear map: Box–Muller", "Box"),
     "3.4": ("03", "The Jacobian by autograd", "Jacobian"),
     "3.5": ("03", "5. The transported density integrates to 1", "integrat"),
-    "3.6": ("03", "2. A linear map of a Gaussian", "det"),
+    "3.6": ("03", "1. The theorem in $\\mathbb R^d$ and eq. (11)", "(11)"),
     "4.1": ("04", "2. The affine coupling layer (slide INN – REALNVP: LAYER)", "exp"),
     "4.2": ("04", "The inverse layer (slide INN – REALNVP: INVERSE LAYER)", "inverse"),
     "4.3": (

@@ -75,7 +75,12 @@ class _Run:
         raises. An ``exception`` event does not: a trace function that raises is switched
         off by Python, and the ``except`` line that follows must still see it and raise
         there, outside the ``try`` whose handler would swallow the stop."""
-        if self.active and event in ("line", "call") and frame.f_code.co_filename != __file__:
+        if (
+            self.active
+            and event in ("line", "call")
+            and frame.f_code.co_filename != __file__
+            and not _inside_a_hook(frame)
+        ):
             raise self.stop()
         return self.tracer
 
@@ -86,6 +91,29 @@ class _Run:
         if self.active and sys.gettrace() != self.tracer:
             sys.settrace(self.tracer)
             _trace_stack(self, frame)
+
+
+def _hook_codes() -> set[Any]:
+    """The code objects of the interpreter's error hooks now installed (pytest and IPython
+    replace them): Python runs them for an exception it cannot raise (in a ``__del__``, a
+    weakref callback), and a stop raised inside one would only feed it another."""
+    codes = set()
+    for hook in (sys.unraisablehook, sys.excepthook, threading.excepthook):
+        func = getattr(hook, "func", hook)  # a functools.partial
+        code = getattr(func, "__code__", None)
+        if code is not None:
+            codes.add(code)
+    return codes
+
+
+def _inside_a_hook(frame: FrameType | None, depth: int = 64) -> bool:
+    """Whether ``frame`` runs inside one of the error hooks (:func:`_hook_codes`)."""
+    codes = _hook_codes()
+    while frame is not None and depth > 0:
+        if frame.f_code in codes:
+            return True
+        frame, depth = frame.f_back, depth - 1
+    return False
 
 
 #: the limited call in progress in the main thread (None between calls).
@@ -198,9 +226,9 @@ def run_limited(
         threading_trace = old_trace if old_trace is not None else _idle_tracer
         sys.settrace(threading_trace)
     watchdog = threading.Thread(target=_watch, args=(run,), daemon=True, name="coursekit-limit")
-    watchdog.start()
     try:
         try:
+            watchdog.start()  # inside: with a tiny limit the stop can come while it starts
             result = fn(*args, **kwargs)
         finally:
             _finish(run, watchdog, old_trace, old_profile)
