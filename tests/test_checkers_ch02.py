@@ -242,6 +242,14 @@ def _composed_float32(log_p_z, f1, f2, x):
     return composed(log_p_z, f1, f2, x.float())
 
 
+def _composed_finite_difference(log_p_z, f1, f2, x):
+    h = 1e-6
+    d1 = (f1(x + h) - f1(x - h)) / (2 * h)
+    y = f1(x)
+    d2 = (f2(y + h) - f2(y - h)) / (2 * h)
+    return log_p_z(f2(y)) + d1.abs().log() + d2.abs().log()
+
+
 COMPOSED_RIGHT = {
     "two autograd derivatives": composed,
     "a loop over the maps": _composed_loop,
@@ -280,6 +288,15 @@ COMPOSED_WRONG = {
             lp(x) + derivative(f2, f1(x)).abs().log() + derivative(f1, x).abs().log()
         ),
         "not at x",
+    ),
+    "finite differences": (_composed_finite_difference, "did not come from autograd"),
+    "f1' by hand, assuming f1 is linear": (
+        lambda lp, f1, f2, x: (
+            lp(f2(f1(x)))
+            + derivative(f2, f1(x)).abs().log()
+            + torch.log(((f1(x + 1.0) - f1(x)) / 1.0).abs())
+        ),
+        "derivative of f1 did not",
     ),
     "edits x in place": (
         lambda lp, f1, f2, x: composed(lp, f1, f2, x).detach() + 0 * x.zero_(),

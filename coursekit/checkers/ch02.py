@@ -280,18 +280,27 @@ def _derivative(f: Callable, x: Tensor) -> Tensor:
 @checker("2.6", "log-density through two maps (chain rule)")
 def check_log_density_composed(fn: Callable) -> str:
     """``fn(log_p_z, f1, f2, x) = log p_X(x)`` for ``Z = f2(f1(X))`` by eq. (10):
-    ``log p_Z(f2(f1(x))) + log|f2'(f1(x))| + log|f1'(x)|``."""
+    ``log p_Z(f2(f1(x))) + log|f2'(f1(x))| + log|f1'(x)|``, the derivatives from autograd
+    (``f1`` and ``f2`` must each be called on a tensor that requires grad)."""
     x = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)
     f1 = lambda t: 1.0 - 2.0 * t  # decreasing: the absolute value matters
     f2 = torch.sinh
+    spies = _Spy(f1), _Spy(f2)
     got = as_tensor(
-        call(fn, _std_normal_log_prob, f1, f2, x.clone()), tuple(x.shape), "your log p_X"
+        call(fn, _std_normal_log_prob, *spies, x.clone()), tuple(x.shape), "your log p_X"
     )
     y = f1(x)
     log_f1 = torch.log(_derivative(f1, x).abs())
     log_f2 = torch.log(_derivative(f2, y).abs())
     want = _std_normal_log_prob(f2(y)) + log_f2 + log_f1
     if _close(got, want):
+        untracked = [name for name, spy in zip(("f1", "f2"), spies, strict=True) if not spy.tracked]
+        if untracked:
+            raise Hint(
+                f"the values are right, but the derivative of {' and '.join(untracked)} did not "
+                "come from autograd (never called on a tensor that requires grad): this "
+                "exercise practises torch.autograd.grad; a finite difference is only approximate"
+            )
         return "log p_X = log p_Z(f2(f1(x))) + log|f2'(f1(x))| + log|f1'(x)|: the chain rule."
     if bool(torch.isnan(got).any()):
         raise Hint("NaN: f1 is decreasing, so f1' < 0; take the log of |f1'|")
