@@ -25,7 +25,7 @@ from coursekit.checkers.ch01 import (
     check_kl_gaussians,
     check_mc_log_normalizer,
     check_monte_carlo_kl,
-    check_nll_with_se,
+    check_paired_comparison,
 )
 from coursekit.checkers.ch02 import (
     check_density_1d,
@@ -123,7 +123,7 @@ __all__ = [
     "check_monte_carlo_kl",
     "check_multiscale_log_prob",
     "check_never_transformed",
-    "check_nll_with_se",
+    "check_paired_comparison",
     "check_peak_density",
     "check_polar_density",
     "check_sample_exponential",

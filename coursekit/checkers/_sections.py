@@ -20,18 +20,14 @@ import re
 SECTIONS: dict[str, tuple[str, str, str]] = {
     "1.1": ("01", "1. The KL divergence and its decomposition (1)", "KL"),
     "1.2": ("01", "1. The KL divergence and its decomposition (1)", "Monte Carlo"),
-    "1.3": ("01", "2. Why argmin KL = argmin NLL, eq. (2)–(4)", "NLL"),
+    "1.3": ("01", "3. Fitting a Gaussian by gradient descent on the NLL", "gradient"),
     "1.4": ("01", "3. Fitting a Gaussian by gradient descent on the NLL", "NLL"),
     "1.5": (
         "01",
         r"(b) An affordable normaliser: a Monte Carlo estimate of $Z_\theta$",
         "Monte Carlo",
     ),
-    "1.6": (
-        "01",
-        r"How close is each model? $D_{\mathrm{KL}}(p\,\|\,p_\theta)$ with its standard error",
-        "standard error",
-    ),
+    "1.6": ("01", "6. Over 5 seeds: the two normalisers compared", "paired"),
     "1.7": (
         "01",
         "5. Equation (3) on a finite data set: overfitting and early stopping",
@@ -42,7 +38,7 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
     "2.3": ("02", "2. $f$ increasing: eq. (5)–(6)", "increasing"),
     "2.4": ("02", "6. The direction used by flows: eq. (10)", "(10)"),
     "2.5": ("02", "4. The theorem (9), checked against `scipy.stats`", "theorem"),
-    "2.6": ("02", "6. The direction used by flows: eq. (10)", "(10)"),
+    "2.6": ("02", "6. The direction used by flows: eq. (10)", "chain rule"),
     "3.1": ("03", "The Jacobian by autograd", "Jacobian"),
     "3.2": ("03", "2. A linear map of a Gaussian", "det"),
     "3.3": ("03", "3. A nonlinear map: Box–Muller", "Box"),
