@@ -75,7 +75,8 @@ Modules:
   :mod:`coursekit.flow_matching` (a continuous flow), :mod:`coursekit.classical` (KDE, EM);
   its exercise checkers :mod:`~coursekit.checkers.ch09`, :mod:`~coursekit.checkers.ch09_transport`.
 * :mod:`coursekit.checkers`: exercise checkers :mod:`~coursekit.checkers.ch01` …
-  :mod:`~coursekit.checkers.ch08` (:mod:`~coursekit.checkers.ch02`,
+  :mod:`~coursekit.checkers.ch08` (:mod:`~coursekit.checkers.ch01_held_out`,
+  :mod:`~coursekit.checkers.ch02`,
   :mod:`~coursekit.checkers.ch03`, :mod:`~coursekit.checkers.ch04`,
   :mod:`~coursekit.checkers.ch04_structure`,
   :mod:`~coursekit.checkers.ch05`, :mod:`~coursekit.checkers.ch05_generation`,

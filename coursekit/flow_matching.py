@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from coursekit._validation import check_positive_int, check_tensor
+from coursekit.device import module_dtype_device
 from coursekit.flows.base import standard_normal_log_prob
 from coursekit.flows.nets import mlp
 
@@ -133,7 +134,7 @@ class FlowMatchingModel(nn.Module):
         self.event_shape = (velocity.dim,)
 
     def _dtype(self) -> torch.dtype:
-        return next(iter(self.velocity.parameters())).dtype
+        return module_dtype_device(self.velocity)[0] or torch.get_default_dtype()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x -> (z, log|det ∂z/∂x|)``, from t = 1 back to t = 0."""

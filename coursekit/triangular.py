@@ -33,7 +33,7 @@ from torch import Tensor
 
 from coursekit._validation import check_tensor
 from coursekit.datasets.toy import GaussianMixture
-from coursekit.flows.base import LOG_2PI
+from coursekit.flows.base import LOG_2PI, standard_normal_log_prob
 
 
 def _log_normal_1d(u: Tensor, mean: Tensor, std: Tensor) -> Tensor:
@@ -116,7 +116,7 @@ class MixtureTriangularMap:
     def log_prob(self, x: Tensor) -> Tensor:
         """Eq. (14): ``log N(T(x); 0, I) + log|det J_T(x)|`` (equal to ``log p(x)``)."""
         z, log_det = self.forward(x)
-        return -0.5 * (z**2).sum(1) - LOG_2PI + log_det
+        return standard_normal_log_prob(z) + log_det
 
     def inverse(self, z: Tensor, iterations: int = 100) -> tuple[Tensor, Tensor]:
         """``x = T⁻¹(z)``: solve ``Φ⁻¹(F₁(x₁)) = z₁``, then ``Φ⁻¹(F₂|₁(x₂ | x₁)) = z₂``, each

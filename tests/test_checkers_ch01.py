@@ -16,7 +16,7 @@ from scipy import special, stats
 
 import coursekit.checkers as ck
 from coursekit.checkers import _common
-from coursekit.checkers.ch01 import EARLY_CASES, early_stop_reference, paired_cases
+from coursekit.checkers.ch01_held_out import EARLY_CASES, early_stop_reference, paired_cases
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),

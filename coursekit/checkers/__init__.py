@@ -5,7 +5,8 @@ what is wrong (never the solution, never a traceback), or ``Exercise N.M: not do
 while the exercise still raises ``NotImplementedError``. It returns True on a pass. It never
 raises, whatever the student's function returns, and stops a function that runs longer than
 60 s (:func:`set_time_limit` changes the limit).
-One module per chapter, :mod:`.ch01` … :mod:`.ch09` (chapter 4's structure questions, 5's
+One module per chapter, :mod:`.ch01` … :mod:`.ch09` (chapter 1's held-out exercises in
+:mod:`.ch01_held_out`; chapter 4's structure questions, 5's
 generation and build-and-train, 6's image layers, 8's importance-weighted bounds and 9's
 transport maps in :mod:`.ch04_structure`, :mod:`.ch05_generation`, :mod:`.ch05_train` with
 :mod:`.ch05_flow_checks`, :mod:`.ch06_layers`, :mod:`.ch08_importance`, :mod:`.ch09_transport`).
@@ -19,14 +20,13 @@ from coursekit.checkers._common import (
     show_progress,
 )
 from coursekit.checkers.ch01 import (
-    check_early_stopping,
     check_gaussian_mle,
     check_gaussian_nll,
     check_kl_gaussians,
     check_mc_log_normalizer,
     check_monte_carlo_kl,
-    check_paired_comparison,
 )
+from coursekit.checkers.ch01_held_out import check_early_stopping, check_paired_comparison
 from coursekit.checkers.ch02 import (
     check_density_1d,
     check_density_neg_log_uniform,
