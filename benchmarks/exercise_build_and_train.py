@@ -49,7 +49,7 @@ SETUPS = {
 }
 
 #: the lecture's train_by_hand (notebook 05, section 3) in the exercise's signature
-LECTURE_LOOP = '''
+LECTURE_LOOP = """
 def train(flow, sampler, steps):
     optimizer = torch.optim.Adam(flow.parameters(), lr=3e-3)
     for _ in range(steps):
@@ -59,7 +59,7 @@ def train(flow, sampler, steps):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-'''
+"""
 
 
 def reference_source() -> str:

@@ -186,10 +186,18 @@ def train_with_snapshots(
 
     try:
         fit_run(
-            model, target, steps=10**9, batch_size=batch_size, lr=lr, clip_grad=clip_grad,
-            schedule="constant", seed=seed, progress=False, ema=ema_decay,
+            model,
+            target,
+            steps=10**9,
+            batch_size=batch_size,
+            lr=lr,
+            clip_grad=clip_grad,
+            schedule="constant",
+            seed=seed,
+            progress=False,
+            ema=ema_decay,
             callbacks=[Callback(snapshot, every_steps=1)],
-        )  # fmt: skip
+        )
     except TrainingDivergedError as error:
         steps, elapsed = error.step - 1, error.elapsed
         out += [(b, math.inf, steps, elapsed, True) for b in budgets[len(out) :]]

@@ -275,7 +275,7 @@ SPECIFIC = [
         _sampler,
         True,
         "passed",
-    ),  # fmt: skip
+    ),
     (
         "5.3 float64 noise: the text fixes float32 (a float32 flow would fail on it)",
         "check_sample_with_temperature",
@@ -436,10 +436,9 @@ def _swallow_forever(*args):
 )
 def test_a_never_returning_function_is_stopped(fn, capsys) -> None:
     checkers.set_time_limit(0.3)
-    t = time.perf_counter()
     ok = checkers.check_peak_density(fn)  # returns at all: the function was stopped
     out = capsys.readouterr().out
-    assert ok is False and time.perf_counter() - t < 10
+    assert ok is False
     assert "used more than 0.3 s of CPU time" in out and "set_time_limit" in out
 
 

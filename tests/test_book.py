@@ -33,8 +33,14 @@ class _Page(HTMLParser):
     """The ids (anchors) of an HTML page and the URLs it refers to."""
 
     #: (tag, attribute) pairs whose value is a URL the browser follows or loads.
-    URL_ATTRS = {("a", "href"), ("link", "href"), ("script", "src"), ("img", "src"),
-                 ("source", "src"), ("iframe", "src")}  # fmt: skip
+    URL_ATTRS = {
+        ("a", "href"),
+        ("link", "href"),
+        ("script", "src"),
+        ("img", "src"),
+        ("source", "src"),
+        ("iframe", "src"),
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -226,9 +232,12 @@ def test_staging_links_chapters_and_tolerates_a_lecture_without_exercises(tmp_pa
     src = tmp_path / "src"
     staged = build_book.stage(tmp_path, src)
     assert sorted(p.relative_to(src).as_posix() for p in staged) == [
-        "exercises/01_a.ipynb", "index.md", "notebooks/01_a.ipynb", "notebooks/07_new.ipynb",
+        "exercises/01_a.ipynb",
+        "index.md",
+        "notebooks/01_a.ipynb",
+        "notebooks/07_new.ipynb",
         "solutions/01_a.ipynb",
-    ]  # fmt: skip
+    ]
 
     def text(rel: str) -> str:
         nb = json.loads((src / rel).read_text())
@@ -253,16 +262,33 @@ def test_staging_replaces_widget_views_and_remote_stylesheets(tmp_path):
     _write_notebook(path, "02 — W")
     nb = json.loads(path.read_text())
     widget = {"model_id": "abc", "version_major": 2, "version_minor": 0}
-    nb["cells"].append({
-        "cell_type": "code", "id": "c", "metadata": {}, "execution_count": 1, "source": ["w"],
-        "outputs": [
-            {"output_type": "execute_result", "execution_count": 1, "metadata": {},
-             "data": {build_book.WIDGET_MIME: widget, "text/plain": ["VBox(children=...)"]}},
-            {"output_type": "display_data", "metadata": {},
-             "data": {"text/html": ['<link rel="stylesheet"\nhref="https://cdn.example/x.css">\n',
-                                    "<p>kept</p>"]}},
-        ],
-    })  # fmt: skip
+    nb["cells"].append(
+        {
+            "cell_type": "code",
+            "id": "c",
+            "metadata": {},
+            "execution_count": 1,
+            "source": ["w"],
+            "outputs": [
+                {
+                    "output_type": "execute_result",
+                    "execution_count": 1,
+                    "metadata": {},
+                    "data": {build_book.WIDGET_MIME: widget, "text/plain": ["VBox(children=...)"]},
+                },
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "data": {
+                        "text/html": [
+                            '<link rel="stylesheet"\nhref="https://cdn.example/x.css">\n',
+                            "<p>kept</p>",
+                        ]
+                    },
+                },
+            ],
+        }
+    )
     path.write_text(json.dumps(nb))
     out = build_book.transform_notebook(tmp_path, "notebooks", path)
     note = {"text/markdown": build_book.WIDGET_NOTE, "text/plain": build_book.WIDGET_NOTE}
@@ -276,8 +302,12 @@ def test_staging_replaces_widget_views_and_remote_stylesheets(tmp_path):
 
 
 def test_links_to_repository_files_outside_the_site_become_text(tmp_path):
-    for rel in ("notebooks/01_a.ipynb", "exercises/01_a.ipynb", "benchmarks/README.md",
-                "notebooks/fig.png"):  # fmt: skip
+    for rel in (
+        "notebooks/01_a.ipynb",
+        "exercises/01_a.ipynb",
+        "benchmarks/README.md",
+        "notebooks/fig.png",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
     (tmp_path / "coursekit").mkdir()

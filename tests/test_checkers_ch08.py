@@ -164,18 +164,36 @@ def test_log_q_of_sigmoid(capsys):
 
     rejects(capsys, ck.check_log_q_of_sigmoid, naive, hint="not finite for |h| up to 40")
     rejects(capsys, ck.check_log_q_of_sigmoid, naive_logs, hint="not finite for |h| up to 800")
-    rejects(capsys, ck.check_log_q_of_sigmoid, lambda h, lq: 2 * lq - log_q_of_sigmoid(h, lq),
-            hint="sign")  # fmt: skip
-    rejects(capsys, ck.check_log_q_of_sigmoid, lambda h, lq: log_q_of_sigmoid(h, lq) - lq,
-            hint="start from log q(h)")  # fmt: skip
-    rejects(capsys, ck.check_log_q_of_sigmoid,
-            lambda h, lq: lq - F.logsigmoid(h).flatten(1).sum(1), hint="both factors")  # fmt: skip
-    rejects(capsys, ck.check_log_q_of_sigmoid,
-            lambda h, lq: lq[:, None, None, None] - F.logsigmoid(h) - F.logsigmoid(-h),
-            hint="sum log σ'(h_j) over the pixels")  # fmt: skip
-    rejects(capsys, ck.check_log_q_of_sigmoid,
-            lambda h, lq: log_q_of_sigmoid(h.clamp(-30, 30), lq),
-            hint="right for moderate h, wrong for |h| up to 40")  # fmt: skip
+    rejects(
+        capsys,
+        ck.check_log_q_of_sigmoid,
+        lambda h, lq: 2 * lq - log_q_of_sigmoid(h, lq),
+        hint="sign",
+    )
+    rejects(
+        capsys,
+        ck.check_log_q_of_sigmoid,
+        lambda h, lq: log_q_of_sigmoid(h, lq) - lq,
+        hint="start from log q(h)",
+    )
+    rejects(
+        capsys,
+        ck.check_log_q_of_sigmoid,
+        lambda h, lq: lq - F.logsigmoid(h).flatten(1).sum(1),
+        hint="both factors",
+    )
+    rejects(
+        capsys,
+        ck.check_log_q_of_sigmoid,
+        lambda h, lq: lq[:, None, None, None] - F.logsigmoid(h) - F.logsigmoid(-h),
+        hint="sum log σ'(h_j) over the pixels",
+    )
+    rejects(
+        capsys,
+        ck.check_log_q_of_sigmoid,
+        lambda h, lq: log_q_of_sigmoid(h.clamp(-30, 30), lq),
+        hint="right for moderate h, wrong for |h| up to 40",
+    )
     accepts(capsys, ck.check_log_q_of_sigmoid, lambda h, lq: log_q_of_sigmoid(h, lq).float())
     accepts(capsys, ck.check_log_q_of_sigmoid, lambda h, lq: log_q_of_sigmoid(h, lq).numpy())
 
@@ -202,34 +220,56 @@ def elbo(flow, dequantizer, images, eps):
 
 def test_dequantized_elbo(capsys):
     accepts(capsys, ck.check_dequantized_elbo, elbo)
-    accepts(capsys, ck.check_dequantized_elbo,
-            lambda f, d, k, e: DequantizedImageFlow(f, d).elbo_given_noise(k, e))  # fmt: skip
+    accepts(
+        capsys,
+        ck.check_dequantized_elbo,
+        lambda f, d, k, e: DequantizedImageFlow(f, d).elbo_given_noise(k, e),
+    )
 
     def parts(f, d, k, e):
         u, log_q = d.transform(e, k)
         return f.log_prob((k + u) / 256), log_q
 
     rejects(capsys, ck.check_dequantized_elbo, lambda *a: parts(*a)[0], hint="subtract log q")
-    rejects(capsys, ck.check_dequantized_elbo, lambda *a: parts(*a)[0] + parts(*a)[1],
-            hint="sign of log q")  # fmt: skip
+    rejects(
+        capsys,
+        ck.check_dequantized_elbo,
+        lambda *a: parts(*a)[0] + parts(*a)[1],
+        hint="sign of log q",
+    )
     rejects(capsys, ck.check_dequantized_elbo, lambda *a: -elbo(*a), hint="not the loss")
     rejects(capsys, ck.check_dequantized_elbo, lambda *a: elbo(*a).mean(), hint="one bound per")
-    rejects(capsys, ck.check_dequantized_elbo,
-            lambda f, d, k, e: elbo(f, d, k, e) - 64 * math.log(256),
-            hint="keep the bound in the scale of x")  # fmt: skip
-    rejects(capsys, ck.check_dequantized_elbo,
-            lambda f, d, k, e: f.log_prob((k + d.transform(e, k)[0]) / 255) - d.transform(e, k)[1],
-            hint="divide by 256")  # fmt: skip
-    rejects(capsys, ck.check_dequantized_elbo,
-            lambda f, d, k, e: f.log_prob(k / 256) - d.transform(e, k)[1],
-            hint="add the noise to the pixels")  # fmt: skip
-    rejects(capsys, ck.check_dequantized_elbo,
-            lambda f, d, k, e: f.log_prob((k + torch.sigmoid(e)) / 256) - d.transform(e, k)[1],
-            hint="not σ(ε)")  # fmt: skip
+    rejects(
+        capsys,
+        ck.check_dequantized_elbo,
+        lambda f, d, k, e: elbo(f, d, k, e) - 64 * math.log(256),
+        hint="keep the bound in the scale of x",
+    )
+    rejects(
+        capsys,
+        ck.check_dequantized_elbo,
+        lambda f, d, k, e: f.log_prob((k + d.transform(e, k)[0]) / 255) - d.transform(e, k)[1],
+        hint="divide by 256",
+    )
+    rejects(
+        capsys,
+        ck.check_dequantized_elbo,
+        lambda f, d, k, e: f.log_prob(k / 256) - d.transform(e, k)[1],
+        hint="add the noise to the pixels",
+    )
+    rejects(
+        capsys,
+        ck.check_dequantized_elbo,
+        lambda f, d, k, e: f.log_prob((k + torch.sigmoid(e)) / 256) - d.transform(e, k)[1],
+        hint="not σ(ε)",
+    )
     # x = k + u, unscaled: the flow names the interval it expects
-    rejects(capsys, ck.check_dequantized_elbo,
-            lambda f, d, k, e: f.log_prob(k + d.transform(e, k)[0]) - d.transform(e, k)[1],
-            hint="dequantized pixels divided by 256")  # fmt: skip
+    rejects(
+        capsys,
+        ck.check_dequantized_elbo,
+        lambda f, d, k, e: f.log_prob(k + d.transform(e, k)[0]) - d.transform(e, k)[1],
+        hint="dequantized pixels divided by 256",
+    )
     accepts(capsys, ck.check_dequantized_elbo, lambda *a: elbo(*a).float())
 
     def trains_the_flow(f, d, k, e):  # changing the given models cannot corrupt the reference
@@ -252,21 +292,35 @@ def test_iw_bound(capsys):
         return m[:, 0] + torch.log(torch.exp(lw - m).mean(1))
 
     accepts(capsys, ck.check_iw_bound, shifted)
-    rejects(capsys, ck.check_iw_bound, lambda lw: torch.log(torch.exp(lw).mean(1)),
-            hint="not finite for log-weights around 3700")  # fmt: skip
+    rejects(
+        capsys,
+        ck.check_iw_bound,
+        lambda lw: torch.log(torch.exp(lw).mean(1)),
+        hint="not finite for log-weights around 3700",
+    )
     rejects(capsys, ck.check_iw_bound, lambda lw: lw.mean(1), hint="mean of the log-weights")
     rejects(capsys, ck.check_iw_bound, lambda lw: torch.logsumexp(lw, 1), hint="the 1/K")
-    rejects(capsys, ck.check_iw_bound,
-            lambda lw: torch.logsumexp(lw, 1) + math.log(lw.shape[1]), hint="sign")  # fmt: skip
+    rejects(
+        capsys,
+        ck.check_iw_bound,
+        lambda lw: torch.logsumexp(lw, 1) + math.log(lw.shape[1]),
+        hint="sign",
+    )
     rejects(capsys, ck.check_iw_bound, lambda lw: lw.max(1).values, hint="largest log-weight")
-    rejects(capsys, ck.check_iw_bound,
-            lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0]),
-            hint="combine the K = 8 draws of each row")  # fmt: skip
+    rejects(
+        capsys,
+        ck.check_iw_bound,
+        lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0]),
+        hint="combine the K = 8 draws of each row",
+    )
     rejects(capsys, ck.check_iw_bound, lambda lw: lw - math.log(lw.shape[1]), hint="shape (n,)")
     accepts(capsys, ck.check_iw_bound, lambda lw: iw_bound_reference(lw).float())
     # issue 27: log K as a float32 tensor passes
-    accepts(capsys, ck.check_iw_bound,
-            lambda lw: torch.logsumexp(lw, 1) - torch.log(torch.tensor(lw.shape[1])))  # fmt: skip
+    accepts(
+        capsys,
+        ck.check_iw_bound,
+        lambda lw: torch.logsumexp(lw, 1) - torch.log(torch.tensor(lw.shape[1])),
+    )
 
     def global_max(lw):  # issue 27: one shift for all rows
         m = lw.max()
@@ -290,8 +344,9 @@ def test_iw_log_prob_reference_is_the_library_bound_with_the_same_draws():
     images = torch.randint(0, 256, (7, *SHAPE), generator=torch.Generator().manual_seed(3))
     for k in (1, 8):
         g = torch.Generator().manual_seed(5)
-        eps = torch.stack([torch.randn(7, *SHAPE, generator=g, dtype=torch.float64)
-                           for _ in range(k)])  # fmt: skip
+        eps = torch.stack(
+            [torch.randn(7, *SHAPE, generator=g, dtype=torch.float64) for _ in range(k)]
+        )
         with torch.no_grad():
             got = iw_log_prob_reference(flow, dq, images, eps)
         want = importance_weighted_log_prob(
@@ -324,22 +379,30 @@ def importance_weighted_log_prob_given_noise(flow, dequantizer, images, eps):
 
 def test_iw_log_prob(capsys):
     accepts(capsys, ck.check_iw_log_prob, iw_log_prob)
-    accepts(capsys, ck.check_iw_log_prob,
-            lambda f, d, k, e: importance_weighted_log_prob_given_noise(f, d, k, e))  # fmt: skip
+    accepts(
+        capsys,
+        ck.check_iw_log_prob,
+        lambda f, d, k, e: importance_weighted_log_prob_given_noise(f, d, k, e),
+    )
 
     def log_w(f, d, k, e, dim=1):
         return torch.stack([elbo(f, d, k, x) for x in e], dim=dim)
 
     rejects(capsys, ck.check_iw_log_prob, lambda *a: log_w(*a).mean(1), hint="mean of the K")
     rejects(capsys, ck.check_iw_log_prob, lambda *a: log_w(*a)[:, 0], hint="only the first")
-    rejects(capsys, ck.check_iw_log_prob, lambda *a: torch.logsumexp(log_w(*a), 1),
-            hint="the 1/K")  # fmt: skip
+    rejects(capsys, ck.check_iw_log_prob, lambda *a: torch.logsumexp(log_w(*a), 1), hint="the 1/K")
     rejects(capsys, ck.check_iw_log_prob, lambda *a: log_w(*a), hint="one value: shape (n,)")
-    accepts(capsys, ck.check_iw_log_prob,
-            lambda *a: torch.logsumexp(log_w(*a, dim=0), 0) - math.log(len(a[3])))  # fmt: skip
-    rejects(capsys, ck.check_iw_log_prob,
-            lambda *a: torch.logsumexp(log_w(*a, dim=0), 1) - math.log(len(a[3])),
-            hint="you combined the images")  # fmt: skip
+    accepts(
+        capsys,
+        ck.check_iw_log_prob,
+        lambda *a: torch.logsumexp(log_w(*a, dim=0), 0) - math.log(len(a[3])),
+    )
+    rejects(
+        capsys,
+        ck.check_iw_log_prob,
+        lambda *a: torch.logsumexp(log_w(*a, dim=0), 1) - math.log(len(a[3])),
+        hint="you combined the images",
+    )
 
     def p_only(f, d, k, e):
         lp = torch.stack([f.log_prob((k + d.transform(x, k)[0]) / 256) for x in e], dim=1)

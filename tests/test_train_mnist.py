@@ -58,9 +58,21 @@ def fake_mnist(monkeypatch):
 
 def common(out) -> list[str]:
     return [
-        "--out", str(out), "--batch-size", "4", "--eval-every", "3", "--eval-images", "4",
-        "--warmup", "2", "--device", "cpu", "--lr", "1e-3",
-    ]  # fmt: skip
+        "--out",
+        str(out),
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "3",
+        "--eval-images",
+        "4",
+        "--warmup",
+        "2",
+        "--device",
+        "cpu",
+        "--lr",
+        "1e-3",
+    ]
 
 
 def assert_same_run(dir_a, metrics_a: dict, dir_b, metrics_b: dict) -> None:

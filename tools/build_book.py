@@ -103,9 +103,11 @@ def _admonition(cell_id: str, kind: str, title: str, body: str) -> dict:
     tip, warning)."""
     text = f"```{{admonition}} {title}\n:class: {kind} book-nav\n\n{body}\n```\n"
     return {
-        "cell_type": "markdown", "id": cell_id, "metadata": {},
+        "cell_type": "markdown",
+        "id": cell_id,
+        "metadata": {},
         "source": text.splitlines(keepends=True),
-    }  # fmt: skip
+    }
 
 
 def _siblings(repo: Path, number: str | None) -> dict[str, Path]:
@@ -168,8 +170,11 @@ def _site_outputs(out: dict) -> list[dict]:
     HTML output loses its stylesheets from other sites; anything else is kept as it is."""
     data = out.get("data", {})
     if WIDGET_MIME in data:
-        note = {"output_type": "display_data", "metadata": {},
-                "data": {"text/markdown": WIDGET_NOTE, "text/plain": WIDGET_NOTE}}  # fmt: skip
+        note = {
+            "output_type": "display_data",
+            "metadata": {},
+            "data": {"text/markdown": WIDGET_NOTE, "text/plain": WIDGET_NOTE},
+        }
         rest = {k: v for k, v in data.items() if k not in (WIDGET_MIME, "text/plain")}
         if not rest:
             return [note]
@@ -346,28 +351,46 @@ def build(out: Path, jobs: int = 1, repo: Path = REPO, overwrite: bool = False) 
     stage(repo, src, remove_unrecorded=legacy)
     warnings = out / "warnings.txt"
     argv = [
-        "-b", "html", "-c", str(repo / "book"), "-d", str(out / "doctrees"),
-        "-j", str(jobs), "-W", "--keep-going", "-q", "-w", str(warnings),
-        str(src), str(out / "html"),
-    ]  # fmt: skip
+        "-b",
+        "html",
+        "-c",
+        str(repo / "book"),
+        "-d",
+        str(out / "doctrees"),
+        "-j",
+        str(jobs),
+        "-W",
+        "--keep-going",
+        "-q",
+        "-w",
+        str(warnings),
+        str(src),
+        str(out / "html"),
+    ]
     return build_main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--out", type=Path, default=REPO / "build" / "book",
+        "--out",
+        type=Path,
+        default=REPO / "build" / "book",
         help="build folder (default: build/book; the site is OUT/html)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--jobs", "-j", type=int, default=1,
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
         help="Sphinx processes (default 1: the build is short, and 2 is no faster on 2 cores)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="build into a non-empty --out folder that no book build made (its files under "
         "src/, html/ and doctrees/ may be replaced or removed)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     try:

@@ -68,9 +68,12 @@ def _sabotage_widget(notebook: Path) -> None:
     nb = json.loads(notebook.read_text())
     index = next(i for i, c in enumerate(nb["cells"]) if WIDGET_CALL in "".join(c["source"]))
     cell = {
-        "cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {},
+        "outputs": [],
         "source": SABOTAGE_CELL.splitlines(keepends=True),
-    }  # fmt: skip
+    }
     nb["cells"].insert(index + 1, cell)
     notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
 
@@ -195,8 +198,9 @@ def _solution_code(exercise_id: str) -> list[str]:
     for kind, source in _cell_sources(REPO / SOLUTION):
         m = re.search(
             rf"### BEGIN SOLUTION Exercise {re.escape(exercise_id)}\b.*?\n(.*?)### END SOLUTION",
-            source, re.S,
-        )  # fmt: skip
+            source,
+            re.S,
+        )
         if kind == "code" and m:
             code = textwrap.dedent(m.group(1))
             lines = [ln.rstrip() for ln in code.splitlines()]
