@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -61,6 +62,10 @@ class _Run:
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.active = True
+        # True only while the student's function runs: a stop is raised there and nowhere
+        # else (raised inside threading's own code, e.g. while the watchdog starts, it would
+        # leave a lock held and the watchdog hanging)
+        self.in_call = False
         self.expired: str | None = None  # "cpu" or "wall" once a clock ran out
         self.thread = threading.get_ident()
         self.main = threading.current_thread() is threading.main_thread()
@@ -77,6 +82,7 @@ class _Run:
         there, outside the ``try`` whose handler would swallow the stop."""
         if (
             self.active
+            and self.in_call
             and event in ("line", "call")
             and frame.f_code.co_filename != __file__
             and not _inside_a_hook(frame)
@@ -88,7 +94,7 @@ class _Run:
         """Profile function once time is up: never raises (so Python keeps it), and switches
         the trace back on at every call or return, after a raise of :meth:`tracer` turned it
         off — so a handler that swallows one stop meets the next at its next line."""
-        if self.active and sys.gettrace() != self.tracer:
+        if self.active and self.in_call and sys.gettrace() != self.tracer:
             sys.settrace(self.tracer)
             _trace_stack(self, frame)
 
@@ -133,7 +139,7 @@ def _trace_stack(run: _Run, frame: FrameType | None) -> None:
 def _handler(signum: int, frame: FrameType | None) -> None:
     """The main thread's interruption: raise only inside a call whose time ran out."""
     run = _MAIN_RUN
-    if run is None or not run.active or run.expired is None:
+    if run is None or not run.active or run.expired is None or not run.in_call:
         if callable(_PREVIOUS_HANDLER):  # not ours: hand it on
             _PREVIOUS_HANDLER(signum, frame)
         return
@@ -162,7 +168,10 @@ def _install_handler() -> bool:
 
 
 def _interrupt(run: _Run) -> None:
-    """Called by the watchdog, holding ``run.lock``, while ``run`` is active."""
+    """Called by the watchdog, holding ``run.lock``, while ``run`` is active; does nothing
+    until the student's function runs (the watchdog tries again at its next poll)."""
+    if not run.in_call:
+        return
     if run.main:
         signal.pthread_kill(run.thread, _SIGNAL)  # type: ignore[arg-type]
         return
@@ -223,14 +232,19 @@ def run_limited(
         run.main = _install_handler()
         outer, _MAIN_RUN = _MAIN_RUN, run
     if not run.main:
-        threading_trace = old_trace if old_trace is not None else _idle_tracer
-        sys.settrace(threading_trace)
+        # the stop of a worker thread works through frame.f_trace, which only a trace
+        # function written in Python consults (a C tracer such as coverage's ignores it)
+        python_tracer = isinstance(old_trace, (types.FunctionType, types.MethodType))
+        sys.settrace(old_trace if python_tracer else _idle_tracer)
     watchdog = threading.Thread(target=_watch, args=(run,), daemon=True, name="coursekit-limit")
     try:
         try:
-            watchdog.start()  # inside: with a tiny limit the stop can come while it starts
-            result = fn(*args, **kwargs)
+            watchdog.start()
+            if run.expired is None:  # a tiny limit may have run out already
+                run.in_call = True
+                result = fn(*args, **kwargs)
         finally:
+            run.in_call = False
             _finish(run, watchdog, old_trace, old_profile)
     except TimeLimitReached:
         _finish(run, watchdog, old_trace, old_profile)
