@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 #: LaTeX source a student should never see in a hint: $…$, \command, ^{…} or _{…}.
 LATEX = re.compile(r"\$|\\[A-Za-z]+|[_^]\{")
 
@@ -40,3 +42,25 @@ def rejects(
     assert out.startswith(f"❌ Exercise {exercise}".rstrip()), out
     assert hint in out, out
     return out
+
+
+def table_tests(
+    right: dict[str, Callable[..., Any]],
+    wrong: dict[str, tuple[Callable[..., Any], str]],
+    checker: Callable[..., bool],
+    exercise: str,
+) -> tuple[Callable[..., None], Callable[..., None]]:
+    """Two parametrized tests for one exercise's table: every ``right[name]`` passes, every
+    ``wrong[name] = (answer, hint)`` is rejected with a line containing ``hint``. Bind them to
+    module-level names (``test_1_1_right, test_1_1_wrong = table_tests(...)``)."""
+
+    @pytest.mark.parametrize("name", list(right))
+    def test_right(capsys: Any, name: str) -> None:
+        accepts(capsys, checker, right[name], exercise=exercise)
+
+    @pytest.mark.parametrize("name", list(wrong))
+    def test_wrong(capsys: Any, name: str) -> None:
+        fn, hint = wrong[name]
+        rejects(capsys, checker, fn, hint=hint, exercise=exercise)
+
+    return test_right, test_wrong

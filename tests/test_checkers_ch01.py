@@ -11,7 +11,7 @@ import statistics
 import numpy as np
 import pytest
 import torch
-from _checker_runs import accepts, rejects
+from _checker_runs import table_tests
 from scipy import special, stats
 
 import coursekit.checkers as ck
@@ -29,21 +29,6 @@ Normal = torch.distributions.Normal
 
 def test_chapter_1_exercises():
     assert _common.chapter_exercises(1) == ["1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7"]
-
-
-def _table(right, wrong, checker, exercise):
-    """Two parametrized tests for one exercise's table."""
-
-    @pytest.mark.parametrize("name", list(right))
-    def test_right(capsys, name):
-        accepts(capsys, checker, right[name], exercise=exercise)
-
-    @pytest.mark.parametrize("name", list(wrong))
-    def test_wrong(capsys, name):
-        fn, hint = wrong[name]
-        rejects(capsys, checker, fn, hint=hint, exercise=exercise)
-
-    return test_right, test_wrong
 
 
 # ---------------------------------------------------------------- 1.1 KL of two Gaussians
@@ -80,7 +65,7 @@ KL_WRONG = {
     "no mean term": (lambda m1, s1, m2, s2: kl_ref(m1, s1, m1, s2), "mean difference is missing"),
     "no log ratio": (lambda *a: kl_ref(*a) - math.log(a[3] / a[1]), "log(sigma2/sigma1)"),
 }
-test_1_1_right, test_1_1_wrong = _table(KL_RIGHT, KL_WRONG, ck.check_kl_gaussians, "1.1")
+test_1_1_right, test_1_1_wrong = table_tests(KL_RIGHT, KL_WRONG, ck.check_kl_gaussians, "1.1")
 
 
 # ---------------------------------------------------------------- 1.2 Monte Carlo KL
@@ -98,7 +83,7 @@ MC_WRONG = {
     "densities": (lambda lp, lq, x: (lp(x).exp() - lq(x).exp()).mean(), "log-densities"),
     "ratio": (lambda lp, lq, x: lp(x).mean() / lq(x).mean(), "not of a ratio"),
 }
-test_1_2_right, test_1_2_wrong = _table(MC_RIGHT, MC_WRONG, ck.check_monte_carlo_kl, "1.2")
+test_1_2_right, test_1_2_wrong = table_tests(MC_RIGHT, MC_WRONG, ck.check_monte_carlo_kl, "1.2")
 
 
 # ---------------------------------------------------------------- 1.3 Gaussian NLL
@@ -151,7 +136,7 @@ NLL_WRONG = {
         "does not reach mu",
     ),
 }
-test_1_3_right, test_1_3_wrong = _table(NLL_RIGHT, NLL_WRONG, ck.check_gaussian_nll, "1.3")
+test_1_3_right, test_1_3_wrong = table_tests(NLL_RIGHT, NLL_WRONG, ck.check_gaussian_nll, "1.3")
 
 
 # ---------------------------------------------------------------- 1.4 maximum likelihood
@@ -176,7 +161,7 @@ MLE_WRONG = {
     ),
     "one number": (lambda x: x.mean(), "pair"),
 }
-test_1_4_right, test_1_4_wrong = _table(MLE_RIGHT, MLE_WRONG, ck.check_gaussian_mle, "1.4")
+test_1_4_right, test_1_4_wrong = table_tests(MLE_RIGHT, MLE_WRONG, ck.check_gaussian_mle, "1.4")
 
 
 # ---------------------------------------------------------------- 1.5 Monte Carlo normaliser
@@ -239,7 +224,9 @@ MCZ_WRONG = {
         "changed its input u in place",
     ),
 }
-test_1_5_right, test_1_5_wrong = _table(MCZ_RIGHT, MCZ_WRONG, ck.check_mc_log_normalizer, "1.5")
+test_1_5_right, test_1_5_wrong = table_tests(
+    MCZ_RIGHT, MCZ_WRONG, ck.check_mc_log_normalizer, "1.5"
+)
 
 
 # ---------------------------------------------------------------- 1.6 paired standard error
@@ -322,7 +309,7 @@ PAIRED_WRONG = {
         "changed its input a in place",
     ),
 }
-test_1_6_right, test_1_6_wrong = _table(
+test_1_6_right, test_1_6_wrong = table_tests(
     PAIRED_RIGHT, PAIRED_WRONG, ck.check_paired_comparison, "1.6"
 )
 
@@ -437,7 +424,9 @@ EARLY_WRONG = {
     "best as a value": (lambda v, p: (early_stop(v, p)[0], v[early_stop(v, p)[1]]), "VALUE"),
     "sorts the list": (_early_sorts, "values = list(values)"),
 }
-test_1_7_right, test_1_7_wrong = _table(EARLY_RIGHT, EARLY_WRONG, ck.check_early_stopping, "1.7")
+test_1_7_right, test_1_7_wrong = table_tests(
+    EARLY_RIGHT, EARLY_WRONG, ck.check_early_stopping, "1.7"
+)
 
 
 def test_1_7_wrong_rules_differ_from_the_right_one_on_some_curve():

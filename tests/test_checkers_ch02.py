@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from _checker_runs import accepts, rejects
+from _checker_runs import table_tests
 from scipy import stats
 
 import coursekit.checkers as ck
@@ -24,21 +24,6 @@ F = torch.nn.functional
 
 def test_chapter_2_exercises():
     assert _common.chapter_exercises(2) == ["2.1", "2.2", "2.3", "2.4", "2.5", "2.6"]
-
-
-def _table(right, wrong, checker, exercise):
-    """Two parametrized tests for one exercise's table."""
-
-    @pytest.mark.parametrize("name", list(right))
-    def test_right(capsys, name):
-        accepts(capsys, checker, right[name], exercise=exercise)
-
-    @pytest.mark.parametrize("name", list(wrong))
-    def test_wrong(capsys, name):
-        fn, hint = wrong[name]
-        rejects(capsys, checker, fn, hint=hint, exercise=exercise)
-
-    return test_right, test_wrong
 
 
 # ---------------------------------------------------------------- 2.1 density of −log U
@@ -67,7 +52,7 @@ NEG_LOG_WRONG = {
         "evaluated at f⁻¹(z) = exp(−z)",
     ),
 }
-test_2_1_right, test_2_1_wrong = _table(
+test_2_1_right, test_2_1_wrong = table_tests(
     NEG_LOG_RIGHT, NEG_LOG_WRONG, ck.check_density_neg_log_uniform, "2.1"
 )
 
@@ -134,7 +119,9 @@ DENSITY_WRONG = {
     "a finite difference": (_finite_difference, "did not come from autograd"),
     "edits z in place": (_density_in_place, "changed its input z in place"),
 }
-test_2_2_right, test_2_2_wrong = _table(DENSITY_RIGHT, DENSITY_WRONG, ck.check_density_1d, "2.2")
+test_2_2_right, test_2_2_wrong = table_tests(
+    DENSITY_RIGHT, DENSITY_WRONG, ck.check_density_1d, "2.2"
+)
 
 
 # ---------------------------------------------------------------- 2.3 inverse-CDF sampling
@@ -153,7 +140,9 @@ EXP_WRONG = {
     "the CDF applied": (lambda u, r: 1 - torch.exp(-r * u), "INVERSE"),
     "rate forgotten": (lambda u, r: -torch.log1p(-u), "divided by the rate"),
 }
-test_2_3_right, test_2_3_wrong = _table(EXP_RIGHT, EXP_WRONG, ck.check_sample_exponential, "2.3")
+test_2_3_right, test_2_3_wrong = table_tests(
+    EXP_RIGHT, EXP_WRONG, ck.check_sample_exponential, "2.3"
+)
 
 
 # ---------------------------------------------------------------- 2.4 the logistic by (10)
@@ -175,7 +164,7 @@ LOGISTIC_WRONG = {
     "sign": (lambda x: -(F.logsigmoid(x) + F.logsigmoid(-x)), "ADDED"),
     "log σ only": (F.logsigmoid, "add log(1 − σ(x))"),
 }
-test_2_4_right, test_2_4_wrong = _table(
+test_2_4_right, test_2_4_wrong = table_tests(
     LOGISTIC_RIGHT, LOGISTIC_WRONG, ck.check_log_density_logistic, "2.4"
 )
 
@@ -207,7 +196,7 @@ PEAK_WRONG = {
     "variance": (lambda: 1 / (9 * SQRT_2PI), "standard deviation of Z"),
     "read off the figure": (lambda: 0.1335, "not exact"),
 }
-test_2_5_right, test_2_5_wrong = _table(PEAK_RIGHT, PEAK_WRONG, ck.check_peak_density, "2.5")
+test_2_5_right, test_2_5_wrong = table_tests(PEAK_RIGHT, PEAK_WRONG, ck.check_peak_density, "2.5")
 
 
 # ---------------------------------------------------------------- 2.6 the chain rule
@@ -302,6 +291,6 @@ COMPOSED_WRONG = {
         "changed its input x in place",
     ),
 }
-test_2_6_right, test_2_6_wrong = _table(
+test_2_6_right, test_2_6_wrong = table_tests(
     COMPOSED_RIGHT, COMPOSED_WRONG, ck.check_log_density_composed, "2.6"
 )

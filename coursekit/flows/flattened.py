@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
-from coursekit._validation import check_image_shape, check_tensor, check_unit_interval
-from coursekit.flows.base import Bijection, Flow, FlowSequence, as_module_dtype
+from coursekit._validation import check_image_shape, check_tensor
+from coursekit.flows.base import Bijection, Flow, FlowSequence
+from coursekit.flows.image import LogitImageFlow
 from coursekit.flows.preprocessing import Logit
 
 
@@ -58,7 +58,7 @@ class Reshape(Bijection):
         return f"{self.in_shape} -> {self.out_shape}"
 
 
-class FlattenedImageFlow(Flow):
+class FlattenedImageFlow(LogitImageFlow):
     """A vector flow on the flattened logit-space image, with a standard normal base.
 
     Args:
@@ -95,35 +95,6 @@ class FlattenedImageFlow(Flow):
         core = FlowSequence([Reshape(shape, (d,)), vector_flow.transform, Reshape((d,), shape)])
         super().__init__(FlowSequence([Logit(alpha), core]), event_shape=shape)
         self.dim = d
-
-    @property
-    def logit(self) -> Logit:
-        """The preprocessing layer ``x ↦ logit(α + (1 − 2α) x)``."""
-        return self.transform.layers[0]
-
-    @property
-    def core(self) -> Bijection:
-        """Logit space → noise: flatten, the vector flow, reshape to the image's shape."""
-        return self.transform.layers[1]
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``x`` (batch, C, H, W) in ``[0, 1]`` -> ``(z, log|det ∂z/∂x|)``, ``z`` as ``x``."""
-        check_tensor(x, "x", event_shape=self.event_shape)
-        check_unit_interval(x, "x", "dequantized pixels divided by 256")
-        return self.transform._forward(as_module_dtype(self, x))
-
-    def sample(
-        self,
-        n: int,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """``n`` images ``x = f⁻¹(T·ε)`` clamped into ``[0, 1]``, shape (n, C, H, W)."""
-        return super().sample(n, temperature=temperature, generator=generator).clamp_(0, 1)
-
-    def num_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, alpha={self.logit.alpha:g}"

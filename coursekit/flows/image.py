@@ -86,7 +86,49 @@ def _transform(config: ImageFlowConfig) -> FlowSequence:
     return FlowSequence([logit, core])
 
 
-class ImageRealNVP(Flow):
+class LogitImageFlow(Flow):
+    """A flow on images scaled to ``[0, 1]`` whose bijection is ``core ∘ Logit(α)``, with a
+    standard normal base: the interface :class:`ImageRealNVP` and
+    :class:`~coursekit.flows.flattened.FlattenedImageFlow` share (the transform is
+    ``FlowSequence([Logit(α), core])``)."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` (batch, C, H, W) in ``[0, 1]`` -> ``(z, log|det ∂z/∂x|)``, ``z`` of the
+        shape of ``x``."""
+        check_tensor(x, "x", event_shape=self.event_shape)
+        check_unit_interval(x, "x", "dequantized pixels divided by 256")
+        return self.transform._forward(as_module_dtype(self, x))
+
+    def sample(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``n`` images ``x = f⁻¹(T·ε)`` in ``[0, 1]``, shape (n, C, H, W).
+
+        The inverse logit maps every finite ``z`` into ``[−α/(1−2α), (1−α)/(1−2α)]``, a little
+        wider than ``[0, 1]``; the samples are clamped into ``[0, 1]``, the model's domain, so
+        that ``log_prob(sample(n))`` is defined.
+        """
+        return super().sample(n, temperature=temperature, generator=generator).clamp_(0, 1)
+
+    @property
+    def logit(self) -> Logit:
+        """The preprocessing layer ``x ↦ logit(α + (1 − 2α) x)``."""
+        return self.transform.layers[0]
+
+    @property
+    def core(self) -> Bijection:
+        """Everything after the logit: logit space → noise."""
+        return self.transform.layers[1]
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+class ImageRealNVP(LogitImageFlow):
     """Multi-scale RealNVP on images scaled to ``[0, 1]``, with a standard normal base.
 
     ``f = core ∘ Logit(α)``: ``log p(x) = log N(f(x); 0, I) + log|det J_core| +
@@ -179,37 +221,6 @@ class ImageRealNVP(Flow):
         architecture, and a checkpoint stores it."""
         return self.architecture.as_dict()
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``x`` (batch, C, H, W) in ``[0, 1]`` -> ``(z, log|det ∂z/∂x|)``."""
-        check_tensor(x, "x", event_shape=self.event_shape)
-        check_unit_interval(x, "x", "dequantized pixels divided by 256")
-        return self.transform._forward(as_module_dtype(self, x))
-
-    def sample(
-        self,
-        n: int,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """``n`` images ``x = f⁻¹(T·ε)`` in ``[0, 1]``, shape (n, C, H, W).
-
-        The inverse logit maps every finite ``z`` into ``[−α/(1−2α), (1−α)/(1−2α)]``, a little
-        wider than ``[0, 1]``; the samples are clamped into ``[0, 1]``, the model's domain, so
-        that ``log_prob(sample(n))`` is defined.
-        """
-        return super().sample(n, temperature=temperature, generator=generator).clamp_(0, 1)
-
-    @property
-    def logit(self) -> Logit:
-        """The preprocessing layer ``x ↦ logit(α + (1 − 2α) x)``."""
-        return self.transform.layers[0]
-
-    @property
-    def core(self) -> Bijection:
-        """Everything after the logit (logit space → noise): the multi-scale coupling
-        network, preceded by the per-pixel :class:`ActNorm` when the model has ActNorm."""
-        return self.transform.layers[1]
-
     @torch.no_grad()
     def initialize(self, x: Tensor) -> ImageRealNVP:
         """Data-dependent initialisation of every :class:`ActNorm` from images ``x``.
@@ -232,10 +243,6 @@ class ImageRealNVP(Flow):
             for m in norms:
                 m.pending_init = False
         return self
-
-    def num_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def save(self, path: str | Path, **metadata: object) -> None:
         """Save ``{"config", "state_dict", **metadata}`` atomically (loadable with
