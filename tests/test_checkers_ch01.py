@@ -381,13 +381,9 @@ def _early_past_end(values, patience):
 
 
 def _early_no_return(values, patience):
-    best = 0
-    for i, v in enumerate(values):
-        if v < values[best]:
-            best = i
-        if i - best >= patience:
-            return i, best
-    return None
+    """The loop's return when the rule fires, and nothing after the loop."""
+    stop, best = early_stop(values, patience)
+    return (stop, best) if stop - best >= patience else None
 
 
 def _early_sorts(values, patience):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from _checker_runs import accepts, rejects
+from _checker_runs import rejects, table_tests
 from scipy import stats
 
 import coursekit.checkers as ck
@@ -90,15 +90,9 @@ LD_WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", LD_RIGHT)
-def test_3_1_correct_answers_pass(capsys, name):
-    accepts(capsys, ck.check_log_abs_det_jacobian, LD_RIGHT[name], exercise="3.1")
-
-
-@pytest.mark.parametrize("name", LD_WRONG)
-def test_3_1_wrong_answers_get_their_hint(capsys, name):
-    answer, hint = LD_WRONG[name]
-    rejects(capsys, ck.check_log_abs_det_jacobian, answer, hint=hint, exercise="3.1")
+test_3_1_right, test_3_1_wrong = table_tests(
+    LD_RIGHT, LD_WRONG, ck.check_log_abs_det_jacobian, "3.1"
+)
 
 
 # ---------------------------------------------------------------- 3.2 a linear map of a Gaussian
@@ -165,20 +159,13 @@ LIN_WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", LIN_RIGHT)
-def test_3_2_correct_answers_pass(capsys, name):
-    accepts(capsys, ck.check_log_density_linear, LIN_RIGHT[name], exercise="3.2")
-
-
-@pytest.mark.parametrize("name", LIN_WRONG)
-def test_3_2_wrong_answers_get_their_hint(capsys, name):
-    answer, hint = LIN_WRONG[name]
-    rejects(capsys, ck.check_log_density_linear, answer, hint=hint, exercise="3.2")
+test_3_2_right, test_3_2_wrong = table_tests(
+    LIN_RIGHT, LIN_WRONG, ck.check_log_density_linear, "3.2"
+)
 
 
 def test_3_2_tests_a_negative_determinant():
-    dets = [float(torch.linalg.det(torch.tensor(a))) for a in (ck.ch03.A_NEGATIVE_DET,)]
-    assert dets[0] < 0
+    assert float(torch.linalg.det(torch.tensor(ck.ch03.A_NEGATIVE_DET))) < 0
 
 
 # ---------------------------------------------------------------- 3.3 polar coordinates
@@ -213,15 +200,9 @@ POLAR_WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", POLAR_RIGHT)
-def test_3_3_correct_answers_pass(capsys, name):
-    accepts(capsys, ck.check_polar_density, POLAR_RIGHT[name], exercise="3.3")
-
-
-@pytest.mark.parametrize("name", POLAR_WRONG)
-def test_3_3_wrong_answers_get_their_hint(capsys, name):
-    answer, hint = POLAR_WRONG[name]
-    rejects(capsys, ck.check_polar_density, answer, hint=hint, exercise="3.3")
+test_3_3_right, test_3_3_wrong = table_tests(
+    POLAR_RIGHT, POLAR_WRONG, ck.check_polar_density, "3.3"
+)
 
 
 # ---------------------------------------------------------------- 3.4 triangular log-det
@@ -282,15 +263,9 @@ TRI_WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", TRI_RIGHT)
-def test_3_4_correct_answers_pass(capsys, name):
-    accepts(capsys, ck.check_triangular_log_det, TRI_RIGHT[name], exercise="3.4")
-
-
-@pytest.mark.parametrize("name", TRI_WRONG)
-def test_3_4_wrong_answers_get_their_hint(capsys, name):
-    answer, hint = TRI_WRONG[name]
-    rejects(capsys, ck.check_triangular_log_det, answer, hint=hint, exercise="3.4")
+test_3_4_right, test_3_4_wrong = table_tests(
+    TRI_RIGHT, TRI_WRONG, ck.check_triangular_log_det, "3.4"
+)
 
 
 def test_3_4_in_place_edit_of_x_is_caught(capsys):
@@ -345,15 +320,7 @@ GRID_WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", GRID_RIGHT)
-def test_3_5_correct_answers_pass(capsys, name):
-    accepts(capsys, ck.check_integrate_grid, GRID_RIGHT[name], exercise="3.5")
-
-
-@pytest.mark.parametrize("name", GRID_WRONG)
-def test_3_5_wrong_answers_get_their_hint(capsys, name):
-    answer, hint = GRID_WRONG[name]
-    rejects(capsys, ck.check_integrate_grid, answer, hint=hint, exercise="3.5")
+test_3_5_right, test_3_5_wrong = table_tests(GRID_RIGHT, GRID_WRONG, ck.check_integrate_grid, "3.5")
 
 
 # ---------------------------------------------------------------- 3.6 push samples and density
@@ -398,27 +365,19 @@ PUSH_WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", PUSH_RIGHT)
-def test_3_6_correct_answers_pass(capsys, name):
-    accepts(capsys, ck.check_transform_with_log_prob, PUSH_RIGHT[name], exercise="3.6")
-
-
-@pytest.mark.parametrize("name", PUSH_WRONG)
-def test_3_6_wrong_answers_get_their_hint(capsys, name):
-    answer, hint = PUSH_WRONG[name]
-    rejects(capsys, ck.check_transform_with_log_prob, answer, hint=hint, exercise="3.6")
+test_3_6_right, test_3_6_wrong = table_tests(
+    PUSH_RIGHT, PUSH_WRONG, ck.check_transform_with_log_prob, "3.6"
+)
 
 
 @pytest.mark.parametrize(
-    "checker", [ck.check_log_abs_det_jacobian, ck.check_transform_with_log_prob]
+    "checker, answer",
+    [(ck.check_log_abs_det_jacobian, _ld_loop), (ck.check_transform_with_log_prob, _push)],
 )
-def test_chapter_3_in_place_edits_are_caught(capsys, checker):
-    right = {ck.check_log_abs_det_jacobian: _ld_loop}.get(checker, None)
-
-    def mutates(f, *rest):
-        x = rest[-1]
-        out = right(f, x) if right else _push(f, *rest)
-        x.add_(1.0)
+def test_chapter_3_in_place_edits_are_caught(capsys, checker, answer):
+    def mutates(*args):
+        out = answer(*args)
+        args[-1].add_(1.0)  # x, the last argument of both
         return out
 
     rejects(capsys, checker, mutates, hint="in place")
